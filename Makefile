@@ -1,0 +1,33 @@
+# `make test` and `make demo` install what is missing first; `make install` alone sets up .venv/.
+PYTHON ?= python3.11
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+PIP := $(VENV_PYTHON) -m pip
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install test test-slow bench clean
+
+install: $(INSTALLED)
+
+# Order matters: fairseq-fixed builds against the torch, numpy and cython already in the venv.
+$(INSTALLED): requirements.txt requirements-dev.txt setup.py
+	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -c requirements.txt torch torchaudio
+	$(PIP) install -c requirements.txt numpy cython setuptools wheel
+	$(PIP) install -c requirements.txt --no-build-isolation fairseq-fixed
+	$(PIP) install -r requirements.txt -r requirements-dev.txt
+	$(PIP) install --no-build-isolation --no-deps -e .
+	touch $(INSTALLED)
+
+test: install
+	$(VENV_PYTHON) -m pytest tests -q
+
+test-slow: install
+	$(VENV_PYTHON) -m pytest tests -q -m slow
+
+bench: install
+	$(VENV_PYTHON) benchmarks/bench_cif.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

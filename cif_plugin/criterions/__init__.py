@@ -1,0 +1,1 @@
+"""Registered fairseq criteria; the loss maths lives in pure functions they call."""

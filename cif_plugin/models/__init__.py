@@ -1,0 +1,1 @@
+"""Registered fairseq models and architectures (translate fairseq configs into modules/)."""

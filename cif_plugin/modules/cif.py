@@ -1,0 +1,105 @@
+"""The CIF layer: weight prediction, training-time scaling and integrate-and-fire.
+
+Re-implements ``CifMiddleware`` of CIF-HieraDist (reference/hieradist_spec.md section 2.4) without
+its bugs: tail handling for every utterance, explicit fire indices instead of "non-zero row"
+detection, float32 maths under fp16/bf16, no batch-composition dependence.
+"""
+
+from typing import NamedTuple, Optional
+
+from torch import Tensor, nn
+
+from .cif_weight_predictor import CifWeightPredictor
+from .integrate_and_fire import integrate_and_fire, scale_to_target_lengths
+
+__all__ = ["Cif", "CifOutput"]
+
+
+class CifOutput(NamedTuple):
+    """Outputs of :class:`Cif`; N = max(1, max_b fire_counts[b]).
+
+    Attributes:
+        cif_out (Tensor): (B, N, D) integrated vectors in the input's dtype, zero at padding.
+        cif_padding_mask (Tensor): (B, N) bool, True at padding.
+        fire_counts (Tensor): (B,) int64 tokens per utterance (tail token included).
+        fire_frames (Tensor): (B, N) int64 encoder frame of each token's fire, -1 at padding.
+        alpha (Tensor): (B, T) float32 weights that were integrated (scaled when training).
+        quantity (Tensor): (B,) float32 sum of the unscaled weights, for the quantity loss.
+    """
+
+    cif_out: Tensor
+    cif_padding_mask: Tensor
+    fire_counts: Tensor
+    fire_frames: Tensor
+    alpha: Tensor
+    quantity: Tensor
+
+
+class Cif(nn.Module):
+    """Continuous integrate-and-fire over encoder frames.
+
+    Args:
+        weight_predictor (CifWeightPredictor): produces the per-frame weights.
+        input_dim (int): encoder dimension C.
+        output_dim (int, optional): CIF output dimension (``--cif-embedding-dim``); when it
+            differs from ``input_dim`` a bias-free Linear maps the fired vectors. Default: C.
+        threshold (float): firing threshold beta (``--cif-threshold``). Default: 0.99.
+        apply_scaling (bool): in training, scale weights to the target length
+            (``--apply-scaling``). Default: True.
+        apply_tail_handling (bool): in evaluation, emit the partial last token when its weight
+            exceeds ``tail_threshold`` (``--apply-tail-handling``). Default: True.
+        tail_threshold (float): the tail firing threshold
+            (``--tail-handling-firing-threshold``); a call may override it. Default: 0.5.
+    """
+
+    def __init__(
+        self,
+        weight_predictor: CifWeightPredictor,
+        input_dim: int,
+        output_dim: Optional[int] = None,
+        threshold: float = 0.99,
+        apply_scaling: bool = True,
+        apply_tail_handling: bool = True,
+        tail_threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if threshold <= 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        self.weight_predictor = weight_predictor
+        output_dim = input_dim if output_dim is None else output_dim
+        self.output_proj = nn.Linear(input_dim, output_dim, bias=False) if output_dim != input_dim else None
+        self.threshold = threshold
+        self.apply_scaling = apply_scaling
+        self.apply_tail_handling = apply_tail_handling
+        self.tail_threshold = tail_threshold
+
+    def forward(
+        self,
+        hidden: Tensor,
+        padding_mask: Optional[Tensor] = None,
+        target_lengths: Optional[Tensor] = None,
+        tail_threshold: Optional[float] = None,
+    ) -> CifOutput:
+        """
+        Args:
+            hidden (Tensor): (B, T, C) encoder output.
+            padding_mask (Tensor, optional): (B, T) bool, True at padded frames.
+            target_lengths (Tensor, optional): (B,) target lengths including ``</s>``; used for
+                scaling in training only.
+            tail_threshold (float, optional): overrides the module's tail threshold (decoding
+                uses 0.4 as published).
+
+        Returns:
+            CifOutput
+        """
+        alpha = self.weight_predictor(hidden, padding_mask)
+        quantity = alpha.sum(dim=1)
+        if self.training and self.apply_scaling and target_lengths is not None:
+            alpha = scale_to_target_lengths(alpha, target_lengths)
+        use_tail = self.apply_tail_handling and not self.training
+        tail = (self.tail_threshold if tail_threshold is None else tail_threshold) if use_tail else None
+        fired = integrate_and_fire(hidden, alpha, padding_mask, self.threshold, tail)
+        cif_out = fired.cif_out.to(hidden.dtype)
+        if self.output_proj is not None:
+            cif_out = self.output_proj(cif_out)
+        return CifOutput(cif_out, fired.cif_padding_mask, fired.fire_counts, fired.fire_frames, alpha, quantity)

@@ -1,0 +1,89 @@
+"""Per-frame CIF weight predictor (reference/hieradist_spec.md section 2.4.1)."""
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["CifWeightPredictor", "WEIGHT_PREDICTOR_TYPES"]
+
+WEIGHT_PREDICTOR_TYPES = ("conv", "dense", "linear")
+
+
+class CifWeightPredictor(nn.Module):
+    """Predicts a weight in (0, 1) for every encoder frame; padded frames get weight 0.
+
+    - ``conv`` (the paper's): Conv1d(C -> channels, kernel ``conv_width``, 'same' zero padding)
+      -> Dropout -> Linear(channels -> 1) -> sigmoid, with no activation between conv and linear.
+    - ``dense``: Linear(C -> ``dense_units``) -> ReLU -> Linear(-> 1) -> sigmoid.
+    - ``linear``: Linear(C -> 1) -> sigmoid.
+
+    Padded frames are zeroed before the convolution so that weights do not depend on how much
+    padding a batch has (the reference lets padding content leak into the conv). The output layer
+    runs in float32 even under fp16/bf16, so the weights are float32.
+
+    Args:
+        input_dim (int): encoder dimension C (``encoder_embed_dim``).
+        predictor_type (str): ``conv``, ``dense`` or ``linear`` (``--produce-weight-type``).
+        conv_width (int): odd conv kernel width (``--conv-cif-width``). Default: 3.
+        conv_channels (int): conv output channels (``--conv-cif-output-channels-num``). Default: 256.
+        dropout (float): dropout after the conv (``--conv-cif-dropout``). Default: 0.2.
+        dense_units (int): hidden units of ``dense`` (``--dense-cif-units-num``). Default: 256.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        predictor_type: str = "conv",
+        conv_width: int = 3,
+        conv_channels: int = 256,
+        dropout: float = 0.2,
+        dense_units: int = 256,
+    ) -> None:
+        super().__init__()
+        if predictor_type not in WEIGHT_PREDICTOR_TYPES:
+            raise ValueError(f"predictor_type must be one of {WEIGHT_PREDICTOR_TYPES}, got {predictor_type!r}")
+        if predictor_type == "conv" and conv_width % 2 == 0:
+            raise ValueError(f"conv_width must be odd to keep the frame count, got {conv_width}")
+        self.predictor_type = predictor_type
+        self.conv: Optional[nn.Conv1d] = None
+        self.dense: Optional[nn.Linear] = None
+        if predictor_type == "conv":
+            self.conv = nn.Conv1d(input_dim, conv_channels, conv_width, padding=conv_width // 2)
+            self.dropout = nn.Dropout(dropout)
+            hidden_dim = conv_channels
+        elif predictor_type == "dense":
+            self.dense = nn.Linear(input_dim, dense_units)
+            self.dropout = nn.Identity()
+            hidden_dim = dense_units
+        else:
+            self.dropout = nn.Identity()
+            hidden_dim = input_dim
+        self.output_proj = nn.Linear(hidden_dim, 1)
+        nn.init.xavier_uniform_(self.output_proj.weight)
+        nn.init.zeros_(self.output_proj.bias)
+
+    def forward(self, hidden: Tensor, padding_mask: Optional[Tensor] = None) -> Tensor:
+        """
+        Args:
+            hidden (Tensor): (B, T, C) encoder output.
+            padding_mask (Tensor, optional): (B, T) bool, True at padded frames.
+
+        Returns:
+            Tensor: (B, T) float32 weights, 0 at padded frames.
+        """
+        if padding_mask is not None:
+            hidden = hidden.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+        if self.conv is not None:
+            hidden = self.conv(hidden.transpose(1, 2)).transpose(1, 2)  # (B, T, channels)
+        elif self.dense is not None:
+            hidden = torch.relu(self.dense(hidden))
+        hidden = self.dropout(hidden)
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            logits = nn.functional.linear(
+                hidden.float(), self.output_proj.weight.float(), self.output_proj.bias.float()
+            ).squeeze(-1)
+        alpha = torch.sigmoid(logits)
+        if padding_mask is not None:
+            alpha = alpha.masked_fill(padding_mask, 0.0)
+        return alpha

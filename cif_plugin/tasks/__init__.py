@@ -1,0 +1,1 @@
+"""Registered fairseq tasks and the datasets they build."""
