@@ -5,7 +5,7 @@ VENV_PYTHON := $(VENV)/bin/python
 PIP := $(VENV_PYTHON) -m pip
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow bench clean
+.PHONY: install test test-slow lint bench clean
 
 install: $(INSTALLED)
 
@@ -25,6 +25,9 @@ test: install
 
 test-slow: install
 	$(VENV_PYTHON) -m pytest tests -q -m slow
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 bench: install
 	$(VENV_PYTHON) benchmarks/bench_cif.py

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from cif_plugin.modules import integrate_and_fire, scale_to_target_lengths  # noqa: E402
+
 from cif_reference import sequential_cif  # noqa: E402
 
 try:
@@ -44,24 +45,33 @@ def make_inputs(num_frames: int, device: str, seed: int = 0) -> Dict[str, torch.
     alpha = torch.rand(BATCH, num_frames, generator=generator) * 0.6
     target_lengths = (lengths.float() * TOKENS_PER_FRAME).round().long().clamp(min=1)
     padding_mask = torch.arange(num_frames) >= lengths.unsqueeze(1)
-    tensors = dict(hidden=hidden, alpha=alpha, padding_mask=padding_mask, lengths=lengths, target_lengths=target_lengths)
+    tensors = dict(
+        hidden=hidden, alpha=alpha, padding_mask=padding_mask, lengths=lengths, target_lengths=target_lengths
+    )
     return {name: tensor.to(device) for name, tensor in tensors.items()}
 
 
 def ours(inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
-    alpha = scale_to_target_lengths(inputs["alpha"].masked_fill(inputs["padding_mask"], 0.0), inputs["target_lengths"])
+    alpha = scale_to_target_lengths(
+        inputs["alpha"].masked_fill(inputs["padding_mask"], 0.0), inputs["target_lengths"]
+    )
     return integrate_and_fire(inputs["hidden"], alpha, inputs["padding_mask"], threshold=0.99).cif_out
 
 
 def sequential(inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
-    alpha = scale_to_target_lengths(inputs["alpha"].masked_fill(inputs["padding_mask"], 0.0), inputs["target_lengths"])
+    alpha = scale_to_target_lengths(
+        inputs["alpha"].masked_fill(inputs["padding_mask"], 0.0), inputs["target_lengths"]
+    )
     tokens, _ = sequential_cif(inputs["hidden"], alpha, inputs["lengths"], threshold=0.99)
     return torch.cat(tokens)
 
 
 def torch_cif(inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
     return torch_cif_function(
-        inputs["hidden"], inputs["alpha"], beta=1.0, padding_mask=inputs["padding_mask"],
+        inputs["hidden"],
+        inputs["alpha"],
+        beta=1.0,
+        padding_mask=inputs["padding_mask"],
         target_lengths=inputs["target_lengths"],
     )["cif_out"][0]
 
@@ -89,7 +99,15 @@ def run_device(device: str, sizes: List[int], repeats: int) -> List[str]:
     """Print one table for a device; return the missed targets."""
     missed = []
     print(f"\n{device}: B={BATCH} C={CHANNELS}, forward+backward, median ms (ratios: other / ours)")
-    print(f"{'T':>5} {'ours':>9} {'torch-cif':>10} {'sequential':>11} {'vs torch-cif':>13} {'vs sequential':>14}")
+    header = (
+        ("T", 5),
+        ("ours", 9),
+        ("torch-cif", 10),
+        ("sequential", 11),
+        ("vs torch-cif", 13),
+        ("vs sequential", 14),
+    )
+    print(" ".join(f"{name:>{width}}" for name, width in header))
     for num_frames in sizes:
         inputs = make_inputs(num_frames, device)
         ours_ms = time_forward_backward(ours, inputs, repeats, warmup=2)
@@ -99,20 +117,30 @@ def run_device(device: str, sizes: List[int], repeats: int) -> List[str]:
         seq_ms = time_forward_backward(sequential, inputs, repeats=1, warmup=0)
         cif_text = f"{cif_ms:10.2f}" if cif_ms is not None else f"{'n/a':>10}"
         cif_ratio = f"{cif_ms / ours_ms:12.2f}x" if cif_ms is not None else f"{'n/a':>13}"
-        print(f"{num_frames:>5} {ours_ms:9.2f} {cif_text} {seq_ms:11.1f} {cif_ratio} {seq_ms / ours_ms:13.1f}x")
+        print(
+            f"{num_frames:>5} {ours_ms:9.2f} {cif_text} {seq_ms:11.1f} {cif_ratio} {seq_ms / ours_ms:13.1f}x"
+        )
         if cif_ms is not None and ours_ms > cif_ms:
             missed.append(f"{device} T={num_frames}: slower than torch-cif ({ours_ms:.2f} > {cif_ms:.2f} ms)")
         if num_frames == SEQUENTIAL_TARGET_SIZE and seq_ms / ours_ms < SEQUENTIAL_TARGET_SPEEDUP:
-            missed.append(f"{device} T={num_frames}: only {seq_ms / ours_ms:.1f}x faster than the sequential reference")
+            missed.append(
+                f"{device} T={num_frames}: only {seq_ms / ours_ms:.1f}x faster than the sequential reference"
+            )
     return missed
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 512], help="frame counts T to time")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per size (median reported)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--devices", nargs="+", default=None, help="devices to run (default: cpu, and cuda if present)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument(
+        "--devices", nargs="+", default=None, help="devices to run (default: cpu, and cuda if present)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -125,7 +153,9 @@ def main() -> int:
     for miss in missed:
         print(f"TARGET MISSED: {miss}")
     if not missed:
-        print("All targets met: >= 10x faster than sequential at T=128, no slower than torch-cif at every size.")
+        print(
+            "All targets met: >= 10x faster than sequential at T=128, no slower than torch-cif at every size."
+        )
     return 1 if missed else 0
 
 

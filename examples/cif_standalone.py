@@ -40,7 +40,9 @@ def train(steps: int = 60, seed: int = 0) -> List[float]:
 
 def main() -> None:
     losses = train()
-    print(f"quantity loss |sum(alpha) - target length|: first step {losses[0]:.3f}, last step {losses[-1]:.3f}")
+    print(
+        f"quantity loss |sum(alpha) - target length|: first step {losses[0]:.3f}, last step {losses[-1]:.3f}"
+    )
     torch.manual_seed(1)
     cif = Cif(CifWeightPredictor(32, "conv", conv_channels=32), input_dim=32).eval()
     out = cif(torch.randn(2, 20, 32), tail_threshold=0.4)

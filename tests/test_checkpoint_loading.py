@@ -15,17 +15,40 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fairseq import checkpoint_utils
 
 import cif_plugin  # noqa: F401  (installs the allow-list, as --user-dir does)
-from fairseq import checkpoint_utils
 
 PLUGIN_DIR = Path(cif_plugin.__file__).resolve().parent
 TRAIN_ARGS = [
-    "--task", "language_modeling", "--arch", "lstm_lm", "--decoder-layers", "1",
-    "--decoder-embed-dim", "16", "--decoder-hidden-size", "16", "--decoder-out-embed-dim", "16",
-    "--tokens-per-sample", "32", "--sample-break-mode", "eos", "--max-tokens", "256",
-    "--optimizer", "adam", "--lr", "1e-3", "--cpu", "--no-progress-bar", "--seed", "1",
-    "--user-dir", str(PLUGIN_DIR),
+    "--task",
+    "language_modeling",
+    "--arch",
+    "lstm_lm",
+    "--decoder-layers",
+    "1",
+    "--decoder-embed-dim",
+    "16",
+    "--decoder-hidden-size",
+    "16",
+    "--decoder-out-embed-dim",
+    "16",
+    "--tokens-per-sample",
+    "32",
+    "--sample-break-mode",
+    "eos",
+    "--max-tokens",
+    "256",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "1e-3",
+    "--cpu",
+    "--no-progress-bar",
+    "--seed",
+    "1",
+    "--user-dir",
+    str(PLUGIN_DIR),
 ]
 
 
@@ -46,8 +69,19 @@ def lm_run(tmp_path_factory):
     for split, lines in (("train", 200), ("valid", 20)):
         text = "\n".join(" ".join(rng.choices(words, k=rng.randint(3, 9))) for _ in range(lines))
         (root / f"{split}.txt").write_text(text + "\n")
-    _run("fairseq_cli.preprocess", "--only-source", "--trainpref", "train.txt", "--validpref", "valid.txt",
-         "--destdir", "bin", "--workers", "1", cwd=root)
+    _run(
+        "fairseq_cli.preprocess",
+        "--only-source",
+        "--trainpref",
+        "train.txt",
+        "--validpref",
+        "valid.txt",
+        "--destdir",
+        "bin",
+        "--workers",
+        "1",
+        cwd=root,
+    )
     _run("fairseq_cli.train", "bin", *TRAIN_ARGS, "--max-update", "2", "--save-dir", "ckpt", cwd=root)
     return root
 
@@ -56,7 +90,9 @@ def test_stock_torch_load_refuses_the_checkpoint_without_the_allow_list(lm_run):
     """Without the plugin torch's weights-only loader rejects the Namespace: the allow-list is needed."""
     script = "import sys, torch\ntorch.load(sys.argv[1])"
     result = subprocess.run(
-        [sys.executable, "-c", script, str(lm_run / "ckpt" / "checkpoint_last.pt")], capture_output=True, text=True
+        [sys.executable, "-c", script, str(lm_run / "ckpt" / "checkpoint_last.pt")],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0 and "argparse.Namespace" in result.stderr
 
@@ -98,7 +134,12 @@ def test_pickle_carrying_a_callable_is_refused(tmp_path):
 
 def test_numpy_scalars_in_checkpoints_load():
     buffer = io.BytesIO()
-    extra_state = {"best": np.float64(0.25), "epoch": np.int64(3), "lr": np.float32(0.5), "done": np.bool_(True)}
+    extra_state = {
+        "best": np.float64(0.25),
+        "epoch": np.int64(3),
+        "lr": np.float32(0.5),
+        "done": np.bool_(True),
+    }
     torch.save({"extra_state": extra_state}, buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)

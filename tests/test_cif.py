@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from cif_plugin.modules import Cif, CifWeightPredictor, integrate_and_fire, scale_to_target_lengths
+
 from cif_reference import pad_tokens, sequential_cif
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,9 @@ def _assert_same(ours: _Run, ref: _Run, context=""):
     assert torch.equal(ours.counts, ref.counts), f"fire counts differ {context}"
     assert ours.frames == ref.frames, f"fire frames differ {context}"
     for name in ("tokens", "grad_hidden", "grad_alpha"):
-        torch.testing.assert_close(getattr(ours, name), getattr(ref, name), atol=1e-5, rtol=1e-5, msg=f"{name} {context}")
+        torch.testing.assert_close(
+            getattr(ours, name), getattr(ref, name), atol=1e-5, rtol=1e-5, msg=f"{name} {context}"
+        )
 
 
 def _compare_with_sequential(hidden, alpha_raw, lengths, padding_mask, threshold, tail, target_lengths=None):
@@ -89,17 +92,30 @@ def test_scaled_weights_above_one_match_sequential(seed):
 
 @pytest.mark.parametrize("seed", range(10))
 def test_float32_matches_float64_sequential(seed):
-    hidden, alpha, lengths, padding_mask = _random_batch(200 + seed, dtype=torch.float32, max_frames=64, channels=16)
+    hidden, alpha, lengths, padding_mask = _random_batch(
+        200 + seed, dtype=torch.float32, max_frames=64, channels=16
+    )
     out = integrate_and_fire(hidden, alpha, padding_mask, 0.99, 0.4)
     assert out.cif_out.dtype == torch.float32
-    tokens, frames = sequential_cif(hidden.double(), alpha.double().masked_fill(padding_mask, 0.0), lengths, 0.99, 0.4)
+    tokens, frames = sequential_cif(
+        hidden.double(), alpha.double().masked_fill(padding_mask, 0.0), lengths, 0.99, 0.4
+    )
     assert out.fire_counts.tolist() == [len(f) for f in frames]
-    torch.testing.assert_close(out.cif_out.double(), pad_tokens(tokens, out.cif_out.shape[1]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        out.cif_out.double(), pad_tokens(tokens, out.cif_out.shape[1]), atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize(
     "case",
-    ["all_zero_weights", "single_frame_utterances", "batch_of_one", "single_frame_batch", "threshold_one", "all_fire"],
+    [
+        "all_zero_weights",
+        "single_frame_utterances",
+        "batch_of_one",
+        "single_frame_batch",
+        "threshold_one",
+        "all_fire",
+    ],
 )
 def test_edge_cases_match_sequential(case):
     hidden, alpha, lengths, padding_mask = _random_batch(300, max_batch=4, max_frames=12)
@@ -121,7 +137,9 @@ def test_edge_cases_match_sequential(case):
     elif case == "all_fire":
         alpha = torch.full_like(alpha, 1.5)
     for tail in (None, 0.4, 0.0):
-        _assert_same(*_compare_with_sequential(hidden, alpha, lengths, padding_mask, threshold, tail), f"{case} {tail}")
+        _assert_same(
+            *_compare_with_sequential(hidden, alpha, lengths, padding_mask, threshold, tail), f"{case} {tail}"
+        )
 
 
 def test_all_zero_weights_give_no_tokens_but_one_padded_row():
@@ -150,8 +168,12 @@ def test_spec_example_tail(tail_threshold, expected_tokens):
     """alpha = [0.3, 0.5, 0.4, 0.6] + one padded frame: tail (0.2 h2 + 0.6 h3) / 0.8 at 0.4, none at 0.85."""
     alpha = torch.tensor([[0.3, 0.5, 0.4, 0.6, 0.0]], dtype=torch.float64)
     padding_mask = torch.tensor([[False, False, False, False, True]])
-    out = integrate_and_fire(_one_hot_frames(5), alpha, padding_mask, threshold=0.99, tail_threshold=tail_threshold)
-    expected = torch.tensor([[0.3, 0.5, 0.2, 0.0, 0.0], [0.0, 0.0, 0.2 / 0.8, 0.6 / 0.8, 0.0]], dtype=torch.float64)
+    out = integrate_and_fire(
+        _one_hot_frames(5), alpha, padding_mask, threshold=0.99, tail_threshold=tail_threshold
+    )
+    expected = torch.tensor(
+        [[0.3, 0.5, 0.2, 0.0, 0.0], [0.0, 0.0, 0.2 / 0.8, 0.6 / 0.8, 0.0]], dtype=torch.float64
+    )
     assert out.fire_counts.tolist() == [expected_tokens]
     torch.testing.assert_close(out.cif_out[0], expected[:expected_tokens], atol=1e-9, rtol=0)
     assert out.fire_frames.tolist() == [[2, 3][:expected_tokens]]
@@ -206,7 +228,9 @@ def test_weight_predictor_variants(predictor_type):
     padding_mask = torch.arange(6) >= torch.tensor([[6], [3]])
     alpha = predictor(torch.randn(2, 6, 8), padding_mask)
     assert alpha.shape == (2, 6) and alpha.dtype == torch.float32
-    assert (alpha[padding_mask] == 0).all() and ((alpha[~padding_mask] > 0) & (alpha[~padding_mask] < 1)).all()
+    assert (alpha[padding_mask] == 0).all() and (
+        (alpha[~padding_mask] > 0) & (alpha[~padding_mask] < 1)
+    ).all()
 
 
 def test_weight_predictor_paper_parameter_count():
@@ -214,13 +238,17 @@ def test_weight_predictor_paper_parameter_count():
     assert sum(p.numel() for p in predictor.parameters()) == 196_864 + 257  # spec 2.4.4
 
 
-def test_weight_predictor_rejects_bad_options():
+def test_bad_options_and_shapes_are_rejected():
     with pytest.raises(ValueError, match="predictor_type"):
         CifWeightPredictor(8, "lstm")
     with pytest.raises(ValueError, match="odd"):
         CifWeightPredictor(8, "conv", conv_width=4)
     with pytest.raises(ValueError, match="threshold"):
         integrate_and_fire(torch.randn(1, 2, 3), torch.rand(1, 2), threshold=0.0)
+    with pytest.raises(ValueError, match="non-empty"):
+        integrate_and_fire(torch.randn(2, 0, 3), torch.rand(2, 0))
+    with pytest.raises(ValueError, match="alpha"):
+        integrate_and_fire(torch.randn(2, 4, 3), torch.rand(2, 5))
 
 
 def test_cif_module_scales_in_training_and_handles_tail_in_eval():

@@ -102,4 +102,6 @@ class Cif(nn.Module):
         cif_out = fired.cif_out.to(hidden.dtype)
         if self.output_proj is not None:
             cif_out = self.output_proj(cif_out)
-        return CifOutput(cif_out, fired.cif_padding_mask, fired.fire_counts, fired.fire_frames, alpha, quantity)
+        return CifOutput(
+            cif_out, fired.cif_padding_mask, fired.fire_counts, fired.fire_frames, alpha, quantity
+        )

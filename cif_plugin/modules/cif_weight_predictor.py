@@ -42,7 +42,9 @@ class CifWeightPredictor(nn.Module):
     ) -> None:
         super().__init__()
         if predictor_type not in WEIGHT_PREDICTOR_TYPES:
-            raise ValueError(f"predictor_type must be one of {WEIGHT_PREDICTOR_TYPES}, got {predictor_type!r}")
+            raise ValueError(
+                f"predictor_type must be one of {WEIGHT_PREDICTOR_TYPES}, got {predictor_type!r}"
+            )
         if predictor_type == "conv" and conv_width % 2 == 0:
             raise ValueError(f"conv_width must be odd to keep the frame count, got {conv_width}")
         self.predictor_type = predictor_type

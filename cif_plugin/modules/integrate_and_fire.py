@@ -22,8 +22,9 @@ frame t fires iff floor(S_t + 1 - beta) >= F_{t-1} + 1. Writing U_t = floor(S_t 
 (nondecreasing for non-negative weights), this gives F_t = min(F_{t-1} + 1, U_t), F_{-1} = 0,
 whose solution is F_t = t + min(1, min_{tau <= t} (U_tau - tau)): one cumulative minimum. Frame t
 then gives token F_{t-1} the weight w_t (no fire) or F_t - S_{t-1} (fire: what completes the
-token), and gives token F_t the carry S_t - F_t when it fires. Two row-wise scatter-adds build all
-tokens. Fire decisions and those weights are computed from a float64 prefix sum.
+token), and when it fires it starts token F_t with the carry S_t - F_t. One row-wise scatter-add
+builds the first kind of sum, and one gather of each token's previous fire frame adds the carry.
+Fire decisions and all weights come from a float64 prefix sum.
 """
 
 from typing import NamedTuple, Optional
@@ -87,7 +88,8 @@ def integrate_and_fire(
     Args:
         hidden (Tensor): (B, T, C) frame vectors (must be finite, padded frames included).
         alpha (Tensor): (B, T) non-negative weights; they are forced to 0 at padded frames.
-        padding_mask (Tensor, optional): (B, T) bool, True at padded frames. Default: no padding.
+        padding_mask (Tensor, optional): (B, T) bool, True at padded frames, which must all come
+            after the valid ones (right padding). Default: no padding.
         threshold (float): firing threshold beta, > 0. Default: 0.99 (the reference).
         tail_threshold (float, optional): emit the remaining partial token, renormalised to unit
             weight, when its weight exceeds this value; ``None`` disables tail handling.
@@ -96,8 +98,11 @@ def integrate_and_fire(
     Returns:
         IntegrateAndFireOutput
     """
-    if hidden.dim() != 3 or alpha.shape != hidden.shape[:2]:
-        raise ValueError(f"expected hidden (B, T, C) and alpha (B, T), got {tuple(hidden.shape)} and {tuple(alpha.shape)}")
+    if hidden.dim() != 3 or alpha.shape != hidden.shape[:2] or hidden.numel() == 0:
+        raise ValueError(
+            "expected non-empty hidden (B, T, C) and alpha (B, T), "
+            f"got {tuple(hidden.shape)} and {tuple(alpha.shape)}"
+        )
     if threshold <= 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
     batch_size, num_frames, _ = hidden.shape
@@ -120,7 +125,9 @@ def integrate_and_fire(
         reachable = torch.floor(prefix_sum + (1.0 - threshold)).long()  # U_t
         lag_bound = torch.cummin(reachable - frame_index, dim=1).values.clamp(max=1)
         fires_unmasked = frame_index + lag_bound  # F_t, before restricting fires to valid frames
-        fired = (torch.diff(fires_unmasked, dim=1, prepend=fires_unmasked.new_zeros(batch_size, 1)) > 0) & valid
+        fired = (
+            torch.diff(fires_unmasked, dim=1, prepend=fires_unmasked.new_zeros(batch_size, 1)) > 0
+        ) & valid
         fires_upto = fired.long().cumsum(dim=1)  # F_t
         fires_before = fires_upto - fired.long()  # F_{t-1}: index of the token frame t feeds
         num_fired = fires_upto[:, -1]
@@ -161,13 +168,13 @@ def integrate_and_fire(
     ).view(batch_size, num_tokens, -1)
 
     cif_padding_mask = token_index >= fire_counts.unsqueeze(1)
-    tail_frames = torch.where(has_tail.unsqueeze(1) & (token_index == num_fired.unsqueeze(1)), lengths.unsqueeze(1) - 1, -1)
-    fire_frames = torch.maximum(fire_frames, tail_frames)
+    is_tail = has_tail.unsqueeze(1) & (token_index == num_fired.unsqueeze(1))
+    fire_frames = torch.where(is_tail, lengths.unsqueeze(1) - 1, fire_frames)
     return IntegrateAndFireOutput(cif_out, cif_padding_mask, fire_counts, fire_frames)
 
 
 class _TokenSum(torch.autograd.Function):
-    """out[rows[i]] += frame_weight[i] * hidden[i]  and  out[j] += carry_weight[j] * hidden[carry_source[j]].
+    """out[rows[i]] += frame_weight[i] * hidden[i];  out[j] += carry_weight[j] * hidden[carry_source[j]].
 
     The same sums as ``index_add`` + ``index_select`` under autograd, with a backward that reuses
     one (B*T, C) buffer instead of allocating, zero-filling and adding a second one.
@@ -195,8 +202,10 @@ class _TokenSum(torch.autograd.Function):
             grad_frame_weight = (grad_frames * hidden).sum(1)
         if ctx.needs_input_grad[4]:
             grad_carry_weight = (grad_out * carried).sum(1)
-        grad_hidden = grad_frames.mul_(frame_weight.unsqueeze(1))
-        grad_hidden.index_add_(0, carry_source, grad_out * carry_weight.unsqueeze(1))
+        grad_hidden = None
+        if ctx.needs_input_grad[0]:
+            grad_hidden = grad_frames.mul_(frame_weight.unsqueeze(1))
+            grad_hidden.index_add_(0, carry_source, grad_out * carry_weight.unsqueeze(1))
         return grad_hidden, None, grad_frame_weight, None, grad_carry_weight
 
 
