@@ -1,0 +1,160 @@
+"""Criterion ``cif``: label-smoothed CE + CTC + quantity loss (spec 3.1-3.5, 3.10-3.12).
+
+loss = CE + ctc_loss_lambda * CTC + quantity_loss_lambda * |sum(alpha) - target length|, all sums
+over the batch; fairseq divides by ``sample_size`` = target tokens including ``</s>``. In
+validation the criterion also counts teacher-forced token and word errors, so
+``--best-checkpoint-metric wer`` selects on them. The distillation terms of the paper (ACD, LRD)
+plug in as further terms of ``compute_terms``.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+import torch
+from fairseq import metrics
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.data.data_utils import post_process
+from fairseq.dataclass import FairseqDataclass
+from omegaconf import II
+
+from .cif_losses import (
+    cross_entropy_sum,
+    ctc_blank_index,
+    ctc_loss_sum,
+    edit_errors,
+    quantity_loss_sum,
+    strip_target,
+    teacher_forced_predictions,
+)
+
+__all__ = ["CifCriterion", "CifCriterionConfig"]
+
+# Logged loss terms, each divided by sample_size and by ln 2 (bits per target token, as fairseq).
+LOSS_TERMS = ("loss", "ce_loss", "ctc_loss", "quantity_loss")
+ERROR_COUNTS = ("c_errors", "c_total", "w_errors", "w_total")
+
+
+@dataclass
+class CifCriterionConfig(FairseqDataclass):
+    ctc_loss_lambda: float = field(
+        default=0.25, metadata={"help": "weight of the CTC loss (0.5 in the paper)"}
+    )
+    quantity_loss_lambda: float = field(default=1.0, metadata={"help": "weight of the quantity loss"})
+    no_ctc_loss: bool = field(default=False, metadata={"help": "drop the CTC term"})
+    no_quantity_loss: bool = field(default=False, metadata={"help": "drop the quantity term"})
+    apply_label_smoothing: bool = field(
+        default=False, metadata={"help": "uniform label smoothing on the CE (on in the paper)"}
+    )
+    label_smoothing_rate: float = field(default=0.1, metadata={"help": "label smoothing epsilon"})
+    zero_infinity: bool = field(
+        default=False, metadata={"help": "zero infinite CTC losses and their gradients"}
+    )
+    post_process: str = field(
+        default="char",
+        metadata={
+            "help": "how validation turns token strings into words for w_errors: 'char' (each token is a "
+            "word) or any fairseq post-process symbol (sentencepiece, letter, ...)"
+        },
+    )
+    sentence_avg: bool = II("optimization.sentence_avg")
+
+
+@register_criterion("cif", dataclass=CifCriterionConfig)
+class CifCriterion(FairseqCriterion):
+    def __init__(self, cfg: CifCriterionConfig, task):
+        super().__init__(task)
+        self.cfg = cfg
+        dictionary = task.target_dictionary
+        self.dictionary = dictionary
+        self.pad, self.eos = dictionary.pad(), dictionary.eos()
+        self.blank = ctc_blank_index(dictionary)
+        self.not_predicted = [self.blank, self.pad, self.eos]
+
+    def forward(self, model, sample, reduce=True):
+        """Returns (loss, sample_size, logging_output) with summed values."""
+        net_output = model(**sample["net_input"], target_lengths=sample["target_lengths"])
+        terms = self.compute_terms(net_output, sample)
+        loss = terms["ce_loss"] + sum(weight * terms[name] for name, weight in self.term_weights().items())
+        sample_size = sample["nsentences"] if self.cfg.sentence_avg else sample["ntokens"]
+        logging_output = {
+            "loss": loss.item() if reduce else loss.detach(),
+            **{name: value.item() for name, value in terms.items() if name != "ce_loss"},
+            "ce_loss": terms["nll_loss"].item(),
+            "ntokens": sample["ntokens"],
+            "nsentences": sample["nsentences"],
+            "sample_size": sample_size,
+        }
+        if not model.training:
+            logging_output.update(self.error_counts(net_output, sample))
+        return loss, sample_size, logging_output
+
+    def term_weights(self) -> Dict[str, float]:
+        """Weights of the auxiliary terms that are on (CE always has weight 1)."""
+        weights = {}
+        if not self.cfg.no_ctc_loss:
+            weights["ctc_loss"] = self.cfg.ctc_loss_lambda
+        if not self.cfg.no_quantity_loss:
+            weights["quantity_loss"] = self.cfg.quantity_loss_lambda
+        return weights
+
+    def compute_terms(self, net_output, sample) -> Dict[str, torch.Tensor]:
+        """Every loss term as a float32 sum over the batch."""
+        target, target_lengths = sample["target"], sample["target_lengths"]
+        smoothing = self.cfg.label_smoothing_rate if self.cfg.apply_label_smoothing else 0.0
+        ce_loss, nll_loss = cross_entropy_sum(net_output["decoder_logits"], target, self.pad, smoothing)
+        terms = {"ce_loss": ce_loss, "nll_loss": nll_loss}
+        if not self.cfg.no_ctc_loss:
+            terms["ctc_loss"] = ctc_loss_sum(
+                net_output["ctc_logits"], net_output["encoder_padding_mask"], target, target_lengths,
+                self.pad, self.blank, self.cfg.zero_infinity,
+            )  # fmt: skip
+        if not self.cfg.no_quantity_loss:
+            terms["quantity_loss"] = quantity_loss_sum(net_output["quantity"], target_lengths)
+        return terms
+
+    def error_counts(self, net_output, sample) -> Dict[str, int]:
+        """Teacher-forced token and word errors (spec 3.11)."""
+        with torch.no_grad():
+            hypotheses = teacher_forced_predictions(
+                net_output["decoder_logits"], net_output["fire_counts"], self.not_predicted
+            )
+        references = strip_target(sample["target"], self.not_predicted)
+        c_errors, c_total = edit_errors(hypotheses, references)
+        w_errors, w_total = edit_errors(
+            [self.words(tokens) for tokens in hypotheses], [self.words(tokens) for tokens in references]
+        )
+        return {"c_errors": c_errors, "c_total": c_total, "w_errors": w_errors, "w_total": w_total}
+
+    def words(self, tokens: List[int]) -> List[str]:
+        if self.cfg.post_process == "char":
+            return [self.dictionary[token] for token in tokens]
+        return post_process(self.dictionary.string(torch.tensor(tokens)), self.cfg.post_process).split()
+
+    @classmethod
+    def reduce_metrics(cls, logging_outputs) -> None:
+        def total(key):
+            return sum(log.get(key, 0) for log in logging_outputs)
+
+        sample_size = total("sample_size")
+        for name in LOSS_TERMS:
+            if any(name in log for log in logging_outputs):
+                metrics.log_scalar(
+                    name, total(name) / max(sample_size, 1) / math.log(2), sample_size, round=3
+                )
+        metrics.log_scalar("ntokens", total("ntokens"))
+        metrics.log_scalar("nsentences", total("nsentences"))
+        if total("c_total") > 0:
+            for key in ERROR_COUNTS:
+                metrics.log_scalar(key, total(key))
+            metrics.log_derived("uer", lambda meters: _percent(meters, "c_errors", "c_total"))
+            metrics.log_derived("wer", lambda meters: _percent(meters, "w_errors", "w_total"))
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True
+
+
+def _percent(meters, errors: str, total: str) -> float:
+    count = meters[total].sum
+    return round(100.0 * meters[errors].sum / count, 3) if count > 0 else float("nan")

@@ -1,0 +1,61 @@
+"""ESPnet-style Conv2d front end (reference/hieradist_spec.md section 2.2)."""
+
+from typing import Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Conv2dSubsampler"]
+
+
+class Conv2dSubsampler(nn.Module):
+    """Stacked Conv2d(k x k, stride 2, no padding) + ReLU over (time, frequency), then a Linear.
+
+    Time and frequency both shrink by L -> floor((L - k) / 2) + 1 per layer (for k = 3 this is the
+    reference's floor((L - 1) / 2)): 426 frames -> 212, 80 bins -> 39. Because nothing is padded,
+    a valid output frame only ever sees valid input frames; padded output frames are zeroed.
+
+    Args:
+        input_dim (int): feature bins per frame (``input_feat_per_channel``, 80).
+        channels (Sequence[int]): output channels per conv layer (``--conv2d-output-channels``).
+        kernel_sizes (Sequence[int]): kernel size per conv layer (``--conv-kernel-sizes``).
+        output_dim (int): output dimension (``encoder_embed_dim``).
+    """
+
+    def __init__(self, input_dim: int, channels: Sequence[int], kernel_sizes: Sequence[int], output_dim: int):
+        super().__init__()
+        if len(channels) != len(kernel_sizes) or not channels:
+            raise ValueError(
+                f"need one kernel size per conv layer, got {list(channels)} and {list(kernel_sizes)}"
+            )
+        self.kernel_sizes = list(kernel_sizes)
+        layers, in_channels, freq = [], 1, input_dim
+        for out_channels, kernel in zip(channels, kernel_sizes, strict=True):
+            layers += [nn.Conv2d(in_channels, out_channels, kernel, stride=2), nn.ReLU()]
+            in_channels, freq = out_channels, (freq - kernel) // 2 + 1
+        if freq < 1:
+            raise ValueError(f"{input_dim} feature bins are too few for kernel sizes {list(kernel_sizes)}")
+        self.convs = nn.Sequential(*layers)
+        self.out_proj = nn.Linear(in_channels * freq, output_dim)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """(B,) input frame counts -> (B,) output frame counts."""
+        for kernel in self.kernel_sizes:
+            lengths = torch.div(lengths - kernel, 2, rounding_mode="floor") + 1
+        return lengths.clamp(min=0)
+
+    def forward(self, features: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """
+        Args:
+            features (Tensor): (B, T, F) input features.
+            lengths (Tensor): (B,) valid frames per utterance.
+
+        Returns:
+            (Tensor, Tensor): (B, T', D) output, zero at padded frames, and (B,) output lengths.
+        """
+        x = self.convs(features.unsqueeze(1))  # (B, channels, T', F')
+        batch, channels, frames, freq = x.shape
+        x = self.out_proj(x.permute(0, 2, 1, 3).reshape(batch, frames, channels * freq))
+        out_lengths = self.output_lengths(lengths)
+        padding_mask = torch.arange(frames, device=x.device) >= out_lengths.unsqueeze(1)
+        return x.masked_fill(padding_mask.unsqueeze(-1), 0.0), out_lengths

@@ -1,0 +1,56 @@
+"""Task ``speech_to_text_cif``: fairseq's speech-to-text data for the CIF models.
+
+Same manifests (TSV: id, audio, n_frames, tgt_text, speaker) and YAML data config as stock
+``speech_to_text`` (spec 4.2-4.4): characters from ``vocab_filename``, sentencepiece units when the
+config names a ``bpe_tokenizer``, CMVN and SpecAugment transforms. Additionally a split fails at
+load time, naming the utterances, when rows point to missing or unreadable features.
+"""
+
+import logging
+from pathlib import Path
+
+from fairseq.tasks import FairseqTask, register_task
+from fairseq.tasks.speech_to_text import SpeechToTextTask
+from omegaconf import DictConfig, open_dict
+
+from .audio_manifest_check import find_unreadable_rows
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SpeechToTextCifTask"]
+
+_REPORTED_ROWS = 10
+
+
+@register_task("speech_to_text_cif")
+class SpeechToTextCifTask(SpeechToTextTask):
+    """Speech-to-text data for CIF models (the stock task name is taken)."""
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
+        dataset = self.datasets[split]
+        problems = find_unreadable_rows(dataset.ids, dataset.audio_paths)
+        if problems:
+            listed = "\n".join(f"  {utt_id}: {reason}" for utt_id, reason in problems[:_REPORTED_ROWS])
+            more = (
+                f"\n  ... and {len(problems) - _REPORTED_ROWS} more" if len(problems) > _REPORTED_ROWS else ""
+            )
+            manifest = Path(self.args.data) / f"{split}.tsv"
+            raise FileNotFoundError(
+                f"{len(problems)} row(s) of {manifest} point to missing or unreadable data:\n{listed}{more}\n"
+                "Re-run the data preparation, or remove these rows from the manifest."
+            )
+
+    def build_model(self, cfg, from_checkpoint=False):
+        """Set the input size from the data config, as the stock task does, then build."""
+        values = dict(
+            input_feat_per_channel=self.data_cfg.input_feat_per_channel,
+            input_channels=self.data_cfg.input_channels,
+        )
+        if isinstance(cfg, DictConfig):
+            with open_dict(cfg):
+                cfg.update(values)
+        else:
+            for name, value in values.items():
+                setattr(cfg, name, value)
+        return FairseqTask.build_model(self, cfg, from_checkpoint)

@@ -1,0 +1,100 @@
+"""Tiny speech-to-text datasets in the task's on-disk layout, made inside the tests.
+
+Each character of a small vocabulary is rendered as a run of frames of its own random 80-bin
+spectral template plus noise, so a model can learn to count and classify characters. Features go
+into an uncompressed zip of .npy files addressed as ``fbank80.zip:<offset>:<length>``, with TSV
+manifests, a fairseq dictionary and the YAML data config, as the AISHELL-1 preparation writes them.
+"""
+
+import csv
+import io
+import struct
+import zipfile
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+NUM_BINS = 80
+CHARACTERS = "零一二三四五六七八九"
+
+
+def write_dataset(
+    root: Path,
+    splits: Dict[str, int],
+    seed: int = 0,
+    min_chars: int = 2,
+    max_chars: int = 6,
+    frames_per_char: Sequence[int] = (14, 22),
+    noise: float = 0.3,
+) -> Path:
+    """Write ``{split: number of utterances}`` under ``root``; return ``root``."""
+    rng = np.random.default_rng(seed)
+    templates = rng.normal(0.0, 1.0, size=(len(CHARACTERS), NUM_BINS)).astype(np.float32) * 2.0
+    root.mkdir(parents=True, exist_ok=True)
+    utterances = {}
+    for split, count in splits.items():
+        rows = []
+        for index in range(count):
+            chars = rng.integers(0, len(CHARACTERS), size=rng.integers(min_chars, max_chars + 1))
+            segments = [
+                templates[c] + noise * rng.normal(size=(rng.integers(*frames_per_char), NUM_BINS))
+                for c in chars
+            ]
+            silence = noise * rng.normal(size=(rng.integers(4, 10), NUM_BINS))
+            features = np.concatenate([silence, *segments, silence]).astype(np.float32)
+            utt_id = f"{split}_{index:04d}"
+            utterances[utt_id] = features
+            rows.append(
+                {"id": utt_id, "text": " ".join(CHARACTERS[c] for c in chars), "speaker": f"S{index % 3}"}
+            )
+        _write_manifest_rows(root, split, rows)
+    offsets = _write_feature_zip(root / "fbank80.zip", utterances)
+    for split in splits:
+        _finish_manifest(root, split, offsets, utterances)
+    _write_dictionary(root / "dict.txt")
+    (root / "config.yaml").write_text(
+        "input_channels: 1\ninput_feat_per_channel: 80\nvocab_filename: dict.txt\n"
+        "transforms:\n  '*':\n  - utterance_cmvn\n"
+    )
+    return root
+
+
+def _write_manifest_rows(root: Path, split: str, rows: List[dict]) -> None:
+    (root / f"{split}.rows").write_text(
+        "\n".join(f"{r['id']}\t{r['text']}\t{r['speaker']}" for r in rows) + "\n"
+    )
+
+
+def _finish_manifest(
+    root: Path, split: str, offsets: Dict[str, str], utterances: Dict[str, np.ndarray]
+) -> None:
+    rows_file = root / f"{split}.rows"
+    with open(root / f"{split}.tsv", "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
+        writer.writerow(["id", "audio", "n_frames", "tgt_text", "speaker"])
+        for line in rows_file.read_text().splitlines():
+            utt_id, text, speaker = line.split("\t")
+            writer.writerow([utt_id, offsets[utt_id], len(utterances[utt_id]), text, speaker])
+    rows_file.unlink()
+
+
+def _write_feature_zip(path: Path, utterances: Dict[str, np.ndarray]) -> Dict[str, str]:
+    """Store each array as <id>.npy in an uncompressed zip; return id -> 'zip:offset:length'."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for utt_id, features in utterances.items():
+            buffer = io.BytesIO()
+            np.save(buffer, features)
+            archive.writestr(f"{utt_id}.npy", buffer.getvalue())
+    offsets = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+        for info in archive.infolist():
+            raw.seek(info.header_offset + 26)
+            name_length, extra_length = struct.unpack("<HH", raw.read(4))
+            data_offset = info.header_offset + 30 + name_length + extra_length
+            offsets[Path(info.filename).stem] = f"{path.resolve()}:{data_offset}:{info.file_size}"
+    return offsets
+
+
+def _write_dictionary(path: Path) -> None:
+    path.write_text("".join(f"{c} {100 - i}\n" for i, c in enumerate(CHARACTERS)))

@@ -1,0 +1,134 @@
+"""The s2t_cif_transformer model: published size, length arithmetic, decoding and padding invariance."""
+
+import torch
+
+from conftest import build_from_command_line
+
+PAPER_PARAMETERS = 47_208_587  # spec 2.8, with the 4,234-symbol AISHELL-1 dictionary
+
+
+def _count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_paper_arch_has_the_published_parameter_count(aishell_data):
+    _, task, model, _ = build_from_command_line(aishell_data, "s2t_cif_transformer")
+    assert len(task.target_dictionary) == 4234
+    assert _count(model) == PAPER_PARAMETERS
+    parts = {
+        "subsampler": 1_279_488, "encoder input linear": 65_792, "conformer blocks": 39_517_440,
+        "cif": 197_121, "ctc": 1_088_138, "decoder": 5_060_608,
+    }  # fmt: skip
+    measured = {
+        "subsampler": _count(model.encoder.subsampler),
+        "encoder input linear": _count(model.encoder.input_proj),
+        "conformer blocks": _count(model.encoder.blocks),
+        "cif": _count(model.cif),
+        "ctc": _count(model.ctc_proj),
+        "decoder": _count(model.decoder),
+    }
+    assert measured == parts
+
+
+def test_tiny_arch_is_cpu_sized(aishell_data, tiny_data):
+    for data in (aishell_data, tiny_data):
+        _, _, model, _ = build_from_command_line(data, "s2t_cif_transformer_tiny")
+        assert 100_000 <= _count(model) <= 2_000_000
+
+
+def test_paper_length_arithmetic(aishell_data):
+    """spec 13.2: 426 frames -> 212 after the conv -> 106 -> 53; 39 bins, linear input 4992."""
+    _, _, model, _ = build_from_command_line(aishell_data, "s2t_cif_transformer")
+    model.eval()
+    assert model.encoder.subsampler.out_proj.in_features == 128 * 39 == 4992
+    assert model.encoder.subsampler.output_lengths(torch.tensor([426])).tolist() == [212]
+    assert model.encoder.output_lengths(torch.tensor([426])).tolist() == [53]
+    with torch.no_grad():
+        encoder = model.forward_encoder(torch.randn(1, 426, 80), torch.tensor([426]))
+    assert encoder["encoder_out"].shape == (1, 53, 256)
+    assert not encoder["encoder_padding_mask"].any()
+
+
+def test_incremental_decoding_reproduces_teacher_forced_logits(tiny_data):
+    _, task, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny")
+    decoder = model.decoder.double().eval()
+    torch.manual_seed(0)
+    batch, steps = 3, 6
+    cif = {"cif_out": torch.randn(batch, steps + 2, 64, dtype=torch.float64)}
+    prev_tokens = torch.randint(4, len(task.target_dictionary), (batch, steps))
+    prev_tokens[:, 0] = task.target_dictionary.eos()
+    with torch.no_grad():
+        teacher_forced, extra = decoder(prev_tokens, encoder_out=cif)
+        assert teacher_forced.shape[1] == steps and extra["decoder_states"].shape == (batch, steps, 64)
+        incremental_state = {}
+        stepwise = [
+            decoder(prev_tokens[:, : t + 1], {"cif_out": cif["cif_out"][:, : t + 1]}, incremental_state)[0]
+            for t in range(steps)
+        ]
+    torch.testing.assert_close(torch.cat(stepwise, dim=1), teacher_forced, atol=1e-10, rtol=0)
+
+
+def test_outputs_do_not_depend_on_batch_padding(tiny_data):
+    """An utterance alone and padded inside a batch of longer ones gives the same encoder and CIF outputs."""
+    _, _, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny")
+    model.eval()
+    torch.manual_seed(1)
+    lengths = torch.tensor([61, 100, 87])  # odd lengths exercise the pooling's length rule
+    features = torch.randn(3, 100, 80)
+    features[0, 61:] = 50.0  # padding content must not leak in
+    with torch.no_grad():
+        batched = model.forward_encoder(features, lengths)
+        alone = model.forward_encoder(features[:1, :61], lengths[:1])
+        batched_cif = model.forward_cif(batched, tail_threshold=0.0)
+        alone_cif = model.forward_cif(alone, tail_threshold=0.0)
+    frames = alone["encoder_out"].shape[1]
+    assert int((~batched["encoder_padding_mask"][0]).sum()) == frames
+    torch.testing.assert_close(
+        batched["encoder_out"][0, :frames], alone["encoder_out"][0], atol=1e-5, rtol=1e-5
+    )
+    assert (batched["encoder_out"][0, frames:] == 0).all()
+    count = int(alone_cif["fire_counts"][0])
+    assert count > 0 and int(batched_cif["fire_counts"][0]) == count
+    torch.testing.assert_close(
+        batched_cif["cif_out"][0, :count], alone_cif["cif_out"][0, :count], atol=1e-5, rtol=1e-5
+    )
+
+
+def test_nar_decoder_mode(tiny_data):
+    _, _, model, _ = build_from_command_line(
+        tiny_data, "s2t_cif_transformer_tiny", ["--do-decoder-nar", "--decoder-nar-pad-type", "triangle"]
+    )
+    decoder = model.decoder.eval()
+    assert not hasattr(decoder, "embed_tokens")
+    cif = torch.randn(2, 5, 64)
+    padding = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    with torch.no_grad():
+        logits, _ = decoder(None, {"cif_out": cif, "cif_padding_mask": padding})
+        changed = cif.clone()
+        changed[:, 3:] = torch.randn(2, 2, 64)  # (a constant shift would vanish in the LayerNorms)
+        logits_changed, _ = decoder(None, {"cif_out": changed, "cif_padding_mask": padding})
+    assert logits.shape == (2, 5, len(model.decoder.dictionary))
+    torch.testing.assert_close(logits[:, :3], logits_changed[:, :3])  # causal: later vectors are not seen
+    assert not torch.allclose(logits[0, 3:], logits_changed[0, 3:])
+
+
+def test_boolean_options_can_be_set_either_way(tiny_data):
+    defaults, *_ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny")
+    assert defaults.model.apply_scaling is True and defaults.model.apply_tail_handling is True
+    off, _, model, _ = build_from_command_line(
+        tiny_data, "s2t_cif_transformer_tiny", ["--no-apply-scaling", "--no-apply-tail-handling"]
+    )
+    assert (
+        off.model.apply_scaling is False and not model.cif.apply_scaling and not model.cif.apply_tail_handling
+    )
+    on, *_ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny", ["--apply-scaling"])
+    assert on.model.apply_scaling is True
+
+
+def test_command_line_overrides_the_architecture(tiny_data):
+    cfg, _, model, _ = build_from_command_line(
+        tiny_data, "s2t_cif_transformer_tiny", ["--encoder-layers", "2", "--pooling-layer-ids", "1"]
+    )
+    assert cfg.model.encoder_layers == 2 and len(model.encoder.blocks) == 2
+    assert cfg.model.encoder_embed_dim == 64  # the tiny arch's value
+    assert cfg.model.cif_threshold == 0.99  # the paper's value
