@@ -1,0 +1,128 @@
+"""The cif criterion, term by term, against hand computations on a tiny batch."""
+
+import math
+
+import pytest
+import torch
+from fairseq import metrics
+
+from cif_plugin.criterions.cif_losses import edit_errors, teacher_forced_predictions
+
+from conftest import build_from_command_line
+
+EPSILON = 0.1
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_data):
+    cfg, task, model, criterion = build_from_command_line(
+        tiny_data, "s2t_cif_transformer_tiny", ["--ctc-loss-lambda", "0.5", "--apply-label-smoothing"]
+    )
+    task.load_dataset("train")
+    dataset = task.datasets["train"]
+    sample = dataset.collater([dataset[i] for i in range(5)])
+    return task, model.eval(), criterion, sample
+
+
+def _levenshtein(a, b):
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
+
+
+def _hand_terms(net_output, sample, dictionary):
+    """Every term with explicit per-utterance loops (built-in CTC called one utterance at a time)."""
+    target, lengths = sample["target"], sample["target_lengths"]
+    pad, vocab = dictionary.pad(), len(dictionary)
+    ctc = 0.0
+    for b in range(target.size(0)):
+        frames = int((~net_output["encoder_padding_mask"][b]).sum())
+        log_probs = torch.log_softmax(net_output["ctc_logits"][b, :frames].double(), -1).unsqueeze(1)
+        labels = target[b, : lengths[b]]  # </s> included, as the reference trains it
+        assert labels[-1] == dictionary.eos()
+        ctc += torch.nn.functional.ctc_loss(
+            log_probs,
+            labels.unsqueeze(0),
+            [frames],
+            [int(lengths[b])],
+            blank=dictionary.bos(),
+            reduction="sum",
+        ).item()
+    quantity = sum(
+        abs(net_output["alpha"][b].sum().item() - lengths[b].item()) for b in range(target.size(0))
+    )
+    smoothed = nll = 0.0
+    logits = net_output["decoder_logits"]
+    eps_i = EPSILON / (vocab - 1)
+    for b in range(target.size(0)):
+        for i in range(min(logits.size(1), target.size(1))):
+            if target[b, i] == pad:
+                continue
+            log_probs = torch.log_softmax(logits[b, i].double(), -1)
+            token_nll, token_smooth = -log_probs[target[b, i]].item(), -log_probs.sum().item()
+            nll += token_nll
+            smoothed += (1 - EPSILON - eps_i) * token_nll + eps_i * token_smooth
+    return {"ctc_loss": ctc, "quantity_loss": quantity, "ce_loss": smoothed, "nll": nll}
+
+
+def test_each_term_and_the_total_match_hand_computation(setup):
+    task, model, criterion, sample = setup
+    with torch.no_grad():
+        loss, sample_size, log = criterion(model, sample)
+        net_output = model(**sample["net_input"], target_lengths=sample["target_lengths"])
+    hand = _hand_terms(net_output, sample, task.target_dictionary)
+    assert sample_size == sample["ntokens"] == int(sample["target_lengths"].sum())
+    assert log["ctc_loss"] == pytest.approx(hand["ctc_loss"], rel=1e-5)
+    assert log["quantity_loss"] == pytest.approx(hand["quantity_loss"], rel=1e-5)
+    assert log["ce_loss"] == pytest.approx(hand["nll"], rel=1e-5)  # logged unsmoothed, as the reference
+    expected = hand["ce_loss"] + 0.5 * hand["ctc_loss"] + 1.0 * hand["quantity_loss"]
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_validation_error_counts_match_hand_decoding(setup):
+    task, model, criterion, sample = setup
+    dictionary = task.target_dictionary
+    with torch.no_grad():
+        _, _, log = criterion(model, sample)
+        net_output = model(**sample["net_input"])
+    dropped = {dictionary.bos(), dictionary.pad(), dictionary.eos()}
+    errors = total = 0
+    for b in range(sample["target"].size(0)):
+        count = min(int(net_output["fire_counts"][b]), net_output["decoder_logits"].size(1))
+        hypothesis = [
+            t for t in net_output["decoder_logits"][b, :count].argmax(-1).tolist() if t not in dropped
+        ]
+        reference = [t for t in sample["target"][b].tolist() if t not in dropped]
+        errors, total = errors + _levenshtein(hypothesis, reference), total + len(reference)
+    assert (log["c_errors"], log["c_total"]) == (errors, total)
+    assert (log["w_errors"], log["w_total"]) == (errors, total)  # characters are the words
+    with metrics.aggregate() as aggregator:
+        criterion.reduce_metrics([log])
+    assert aggregator.get_smoothed_values()["uer"] == pytest.approx(100.0 * errors / total, abs=1e-3)
+    assert aggregator.get_smoothed_values()["loss"] == pytest.approx(
+        log["loss"] / log["sample_size"] / math.log(2), abs=1e-3
+    )
+
+
+def test_disabled_terms_leave_the_loss(tiny_data, setup):
+    _, model, _, sample = setup
+    _, _, _, criterion = build_from_command_line(
+        tiny_data, "s2t_cif_transformer_tiny", ["--no-ctc-loss", "--no-quantity-loss"]
+    )
+    with torch.no_grad():
+        loss, _, log = criterion(model, sample)
+    assert "ctc_loss" not in log and "quantity_loss" not in log
+    assert loss.item() == pytest.approx(log["ce_loss"], rel=1e-6)  # no smoothing: CE is the NLL
+
+
+def test_teacher_forced_predictions_and_edit_errors():
+    logits = torch.full((2, 4, 6), -5.0)
+    for b, row in enumerate([[4, 0, 5, 2], [5, 5, 4, 1]]):
+        for i, token in enumerate(row):
+            logits[b, i, token] = 5.0
+    predictions = teacher_forced_predictions(logits, torch.tensor([4, 2]), drop=[0, 1, 2])
+    assert predictions == [[4, 5], [5, 5]]
+    assert edit_errors(predictions, [[4, 5, 5], [5]]) == (2, 4)

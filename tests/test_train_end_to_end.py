@@ -1,0 +1,50 @@
+"""Stock fairseq-train with --user-dir cif_plugin: trains, saves, reloads and resumes."""
+
+import subprocess
+import sys
+
+import torch
+from fairseq import checkpoint_utils
+
+from cif_plugin.models import S2TCifTransformerModel
+
+from conftest import PLUGIN_DIR
+
+TRAIN = [
+    "--user-dir", str(PLUGIN_DIR), "--task", "speech_to_text_cif", "--config-yaml", "config.yaml",
+    "--train-subset", "train", "--valid-subset", "dev", "--arch", "s2t_cif_transformer_tiny",
+    "--criterion", "cif", "--ctc-loss-lambda", "0.5", "--apply-label-smoothing", "--optimizer", "adam",
+    "--lr", "1e-3", "--max-tokens", "4000", "--cpu", "--no-progress-bar", "--log-interval", "1",
+    "--best-checkpoint-metric", "wer", "--num-workers", "0", "--seed", "1",
+]  # fmt: skip
+
+
+def _train(data, save_dir, max_update):
+    command = [sys.executable, "-m", "fairseq_cli.train", str(data), *TRAIN, "--save-dir", str(save_dir)]
+    result = subprocess.run(
+        command + ["--max-update", str(max_update)], capture_output=True, text=True, timeout=600
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    return log
+
+
+def test_fairseq_train_saves_reloads_and_resumes(tiny_data, tmp_path):
+    save_dir = tmp_path / "checkpoints"
+    log = _train(tiny_data, save_dir, max_update=3)
+    assert "valid on 'dev' subset" in log and "uer" in log
+    last = save_dir / "checkpoint_last.pt"
+    assert last.is_file()
+
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(last)], arg_overrides={"data": str(tiny_data)}
+    )
+    assert isinstance(models[0], S2TCifTransformerModel) and cfg.model.encoder_embed_dim == 64
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(last))
+    for name, tensor in models[0].state_dict().items():
+        assert torch.equal(tensor, state["model"][name]), name
+    assert state["optimizer_history"][-1]["num_updates"] == 3
+
+    log = _train(tiny_data, save_dir, max_update=5)
+    assert "Loaded checkpoint" in log and "@ 3 updates" in log
+    assert checkpoint_utils.load_checkpoint_to_cpu(str(last))["optimizer_history"][-1]["num_updates"] == 5
