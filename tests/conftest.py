@@ -2,29 +2,14 @@
 
 import shutil
 from pathlib import Path
-from typing import Sequence
 
 import pytest
-from fairseq import options, tasks
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-import cif_plugin
-
+from fairseq_setup import PLUGIN_DIR
 from speech_data import write_dataset
 
-PLUGIN_DIR = Path(cif_plugin.__file__).resolve().parent
 REPO_ROOT = PLUGIN_DIR.parent
 AISHELL_DICT = REPO_ROOT.parent / "shared" / "data" / "aishell1_dict.txt"
-
-
-def build_from_command_line(data_dir: Path, arch: str, extra: Sequence[str] = ()):
-    """(cfg, task, model, criterion) exactly as fairseq-train builds them from these options."""
-    parser = options.get_training_parser()
-    command_line = [str(data_dir), "--user-dir", str(PLUGIN_DIR), "--task", "speech_to_text_cif"]
-    command_line += ["--arch", arch, "--criterion", "cif", "--cpu", *extra]
-    cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(parser, command_line))
-    task = tasks.setup_task(cfg.task)
-    return cfg, task, task.build_model(cfg.model), task.build_criterion(cfg.criterion)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from fairseq import metrics
 
 from cif_plugin.criterions.cif_losses import edit_errors, teacher_forced_predictions
 
-from conftest import build_from_command_line
+from fairseq_setup import build_from_command_line
 
 EPSILON = 0.1
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import PLUGIN_DIR
+from fairseq_setup import PLUGIN_DIR
 from speech_data import write_dataset
 
 

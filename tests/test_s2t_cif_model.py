@@ -2,7 +2,7 @@
 
 import torch
 
-from conftest import build_from_command_line
+from fairseq_setup import build_from_command_line
 
 PAPER_PARAMETERS = 47_208_587  # spec 2.8, with the 4,234-symbol AISHELL-1 dictionary
 

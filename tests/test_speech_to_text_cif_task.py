@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from conftest import build_from_command_line
+from fairseq_setup import build_from_command_line
 
 
 def _corrupt_copy(tiny_data, tmp_path, edit):

@@ -8,7 +8,7 @@ from fairseq import checkpoint_utils
 
 from cif_plugin.models import S2TCifTransformerModel
 
-from conftest import PLUGIN_DIR
+from fairseq_setup import PLUGIN_DIR
 
 TRAIN = [
     "--user-dir", str(PLUGIN_DIR), "--task", "speech_to_text_cif", "--config-yaml", "config.yaml",

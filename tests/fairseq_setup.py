@@ -1,0 +1,24 @@
+"""Build task, model and criterion from a command line, exactly as fairseq-train does."""
+
+from pathlib import Path
+from typing import Sequence
+
+from fairseq import options, tasks
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+import cif_plugin
+
+PLUGIN_DIR = Path(cif_plugin.__file__).resolve().parent
+
+
+def build_from_command_line(data_dir: Path, arch: str, extra: Sequence[str] = ()):
+    """(cfg, task, model, criterion) for ``--task speech_to_text_cif --criterion cif`` on the CPU
+    unless ``extra`` overrides it."""
+    parser = options.get_training_parser()
+    command_line = [str(data_dir), "--user-dir", str(PLUGIN_DIR), "--task", "speech_to_text_cif"]
+    command_line += ["--arch", arch, "--criterion", "cif", *extra]
+    if "--cpu" not in extra and not any(flag in extra for flag in ("--fp16", "--bf16", "--device-id")):
+        command_line.append("--cpu")
+    cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(parser, command_line))
+    task = tasks.setup_task(cfg.task)
+    return cfg, task, task.build_model(cfg.model), task.build_criterion(cfg.criterion)
