@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from fairseq import metrics
+from fairseq import utils as fairseq_utils
 
 from cif_plugin.criterions.cif_losses import edit_errors, teacher_forced_predictions
 
@@ -116,6 +117,23 @@ def test_disabled_terms_leave_the_loss(tiny_data, setup):
         loss, _, log = criterion(model, sample)
     assert "ctc_loss" not in log and "quantity_loss" not in log
     assert loss.item() == pytest.approx(log["ce_loss"], rel=1e-6)  # no smoothing: CE is the NLL
+
+
+def test_bfloat16_model_trains_with_float32_losses(tiny_data, setup):
+    """What --bf16 does: the model and the sample's float tensors in bfloat16."""
+    _, _, _, sample = setup
+    _, _, model, criterion = build_from_command_line(
+        tiny_data, "s2t_cif_transformer_tiny", ["--ctc-loss-lambda", "0.5", "--apply-label-smoothing"]
+    )
+    model = model.to(torch.bfloat16).train()
+    sample = fairseq_utils.apply_to_sample(
+        lambda t: t.to(torch.bfloat16) if t.is_floating_point() else t, sample
+    )
+    loss, _, log = criterion(model, sample)
+    loss.backward()
+    assert loss.dtype == torch.float32 and math.isfinite(loss.item())
+    assert all(math.isfinite(log[name]) for name in ("ctc_loss", "quantity_loss", "ce_loss"))
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
 def test_teacher_forced_predictions_and_edit_errors():

@@ -79,8 +79,8 @@ class CifCriterion(FairseqCriterion):
         sample_size = sample["nsentences"] if self.cfg.sentence_avg else sample["ntokens"]
         logging_output = {
             "loss": loss.item() if reduce else loss.detach(),
-            **{name: value.item() for name, value in terms.items() if name != "ce_loss"},
-            "ce_loss": terms["nll_loss"].item(),
+            **{name: value.item() for name, value in terms.items() if name not in ("ce_loss", "nll_loss")},
+            "ce_loss": terms["nll_loss"].item(),  # unsmoothed, as the reference logs it
             "ntokens": sample["ntokens"],
             "nsentences": sample["nsentences"],
             "sample_size": sample_size,
