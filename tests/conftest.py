@@ -20,12 +20,12 @@ def tiny_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def aishell_data(tmp_path_factory) -> Path:
-    """A data folder whose dictionary is the AISHELL-1 one (4,234 symbols)."""
-    if not AISHELL_DICT.is_file():
-        pytest.skip(f"{AISHELL_DICT} is missing")
+    """A data folder with the AISHELL-1 dictionary (4,234 symbols with the specials); where
+    ../shared is absent, a stand-in of the same size (sizes depend only on the symbol count)."""
     root = tmp_path_factory.mktemp("aishell_dict")
-    shutil.copy(AISHELL_DICT, root / "dict.txt")
-    (root / "config.yaml").write_text(
-        "input_channels: 1\ninput_feat_per_channel: 80\nvocab_filename: dict.txt\n"
-    )
+    if AISHELL_DICT.is_file():
+        shutil.copy(AISHELL_DICT, root / "dict.txt")
+    else:
+        (root / "dict.txt").write_text("".join(f"c{i} 1\n" for i in range(4230)))
+    (root / "config.yaml").write_text("input_channels: 1\ninput_feat_per_channel: 80\nvocab_filename: dict.txt\n")
     return root
