@@ -13,7 +13,6 @@ Usage: python benchmarks/bench_train.py [--updates 5] [--archs ...] [--cpu-max-t
 
 import argparse
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -29,23 +28,11 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 from fairseq.trainer import Trainer  # noqa: E402
 
 from fairseq_setup import build_from_command_line  # noqa: E402
+from speech_data import write_aishell_sized_data_dir  # noqa: E402
 
 PUBLISHED_TOKENS_PER_SECOND = 4000.0  # 2 x A100, fp16, the paper's baseline log
-AISHELL_DICT = REPO_ROOT.parent / "shared" / "data" / "aishell1_dict.txt"
 FRAMES_PER_CHARACTER = 32
 ARCHS = ("s2t_cif_transformer", "s2t_cif_transformer_tiny")
-
-
-def make_data_dir(root: Path) -> Path:
-    """A data folder with the AISHELL-1 dictionary (or a same-size stand-in) and a data config."""
-    if AISHELL_DICT.is_file():
-        shutil.copy(AISHELL_DICT, root / "dict.txt")
-    else:
-        (root / "dict.txt").write_text("".join(f"c{i} 1\n" for i in range(4230)))
-    (root / "config.yaml").write_text(
-        "input_channels: 1\ninput_feat_per_channel: 80\nvocab_filename: dict.txt\n"
-    )
-    return root
 
 
 def make_batches(task, max_tokens: int, count: int, seed: int = 0) -> List[Dict]:
@@ -141,7 +128,7 @@ def main() -> int:
     header = f"{'arch':<26} {'device':<6} {'prec':<5} {'frames':>6} {'params':>11} {'upd/s':>7} {'tok/s':>9}"
     print(header + f" {'frames/s':>10} {'peak GB':>8} {'tok/s vs paper':>15}")
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = make_data_dir(Path(tmp))
+        data_dir = write_aishell_sized_data_dir(Path(tmp))
         for device in devices:
             max_tokens = args.cpu_max_tokens if device == "cpu" else args.max_tokens
             for arch in args.archs:

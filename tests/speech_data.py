@@ -8,6 +8,7 @@ manifests, a fairseq dictionary and the YAML data config, as the AISHELL-1 prepa
 
 import csv
 import io
+import shutil
 import struct
 import zipfile
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 NUM_BINS = 80
 CHARACTERS = "零一二三四五六七八九"
+AISHELL_DICT = Path(__file__).resolve().parents[2] / "shared" / "data" / "aishell1_dict.txt"
 
 
 def write_dataset(
@@ -53,11 +55,27 @@ def write_dataset(
     for split in splits:
         _finish_manifest(root, split, offsets, utterances)
     _write_dictionary(root / "dict.txt")
-    (root / "config.yaml").write_text(
-        "input_channels: 1\ninput_feat_per_channel: 80\nvocab_filename: dict.txt\n"
-        "transforms:\n  '*':\n  - utterance_cmvn\n"
-    )
+    write_data_config(root, utterance_cmvn=True)
     return root
+
+
+def write_aishell_sized_data_dir(root: Path) -> Path:
+    """A data folder (no audio) with the AISHELL-1 dictionary, 4,234 symbols with the specials; where
+    ../shared is absent, a stand-in of the same size (model sizes depend only on the count)."""
+    root.mkdir(parents=True, exist_ok=True)
+    if AISHELL_DICT.is_file():
+        shutil.copy(AISHELL_DICT, root / "dict.txt")
+    else:
+        (root / "dict.txt").write_text("".join(f"c{i} 1\n" for i in range(4230)))
+    write_data_config(root)
+    return root
+
+
+def write_data_config(root: Path, utterance_cmvn: bool = False) -> None:
+    """config.yaml for 80-bin features and ``dict.txt``, optionally with utterance CMVN."""
+    transforms = "transforms:\n  '*':\n  - utterance_cmvn\n" if utterance_cmvn else ""
+    text = f"input_channels: 1\ninput_feat_per_channel: {NUM_BINS}\nvocab_filename: dict.txt\n{transforms}"
+    (root / "config.yaml").write_text(text)
 
 
 def _write_manifest_rows(root: Path, split: str, rows: List[dict]) -> None:
