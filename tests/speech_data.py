@@ -2,19 +2,19 @@
 
 Each character of a small vocabulary is rendered as a run of frames of its own random 80-bin
 spectral template plus noise, so a model can learn to count and classify characters. Features go
-into an uncompressed zip of .npy files addressed as ``fbank80.zip:<offset>:<length>``, with TSV
+into an uncompressed zip of .npy files addressed as ``fbank80.zip:<offset>:<length>`` (relative to
+the data folder), with TSV
 manifests, a fairseq dictionary and the YAML data config, as the AISHELL-1 preparation writes them.
 """
 
 import csv
-import io
 import shutil
-import struct
-import zipfile
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
+
+from cif_plugin.tasks.feature_zip import write_feature_zip
 
 NUM_BINS = 80
 CHARACTERS = "零一二三四五六七八九"
@@ -51,7 +51,7 @@ def write_dataset(
                 {"id": utt_id, "text": " ".join(CHARACTERS[c] for c in chars), "speaker": f"S{index % 3}"}
             )
         _write_manifest_rows(root, split, rows)
-    offsets = _write_feature_zip(root / "fbank80.zip", utterances)
+    offsets = write_feature_zip(root / "fbank80.zip", utterances.items(), relative_to=root)
     for split in splits:
         _finish_manifest(root, split, offsets, utterances)
     _write_dictionary(root / "dict.txt")
@@ -95,23 +95,6 @@ def _finish_manifest(
             utt_id, text, speaker = line.split("\t")
             writer.writerow([utt_id, offsets[utt_id], len(utterances[utt_id]), text, speaker])
     rows_file.unlink()
-
-
-def _write_feature_zip(path: Path, utterances: Dict[str, np.ndarray]) -> Dict[str, str]:
-    """Store each array as <id>.npy in an uncompressed zip; return id -> 'zip:offset:length'."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
-        for utt_id, features in utterances.items():
-            buffer = io.BytesIO()
-            np.save(buffer, features)
-            archive.writestr(f"{utt_id}.npy", buffer.getvalue())
-    offsets = {}
-    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
-        for info in archive.infolist():
-            raw.seek(info.header_offset + 26)
-            name_length, extra_length = struct.unpack("<HH", raw.read(4))
-            data_offset = info.header_offset + 30 + name_length + extra_length
-            offsets[Path(info.filename).stem] = f"{path.resolve()}:{data_offset}:{info.file_size}"
-    return offsets
 
 
 def _write_dictionary(path: Path) -> None:

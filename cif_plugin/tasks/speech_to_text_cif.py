@@ -2,8 +2,10 @@
 
 Same manifests (TSV: id, audio, n_frames, tgt_text, speaker) and YAML data config as stock
 ``speech_to_text`` (spec 4.2-4.4): characters from ``vocab_filename``, sentencepiece units when the
-config names a ``bpe_tokenizer``, CMVN and SpecAugment transforms. Additionally a split fails at
-load time, naming the utterances, when rows point to missing or unreadable features.
+config names a ``bpe_tokenizer``, CMVN and SpecAugment transforms. Two additions: relative ``audio``
+paths are resolved against the data folder unless the config sets ``audio_root`` (so prepared data
+can be moved), and a split fails at load time, naming the utterances, when rows point to missing or
+unreadable features.
 """
 
 import logging
@@ -25,6 +27,10 @@ _REPORTED_ROWS = 10
 @register_task("speech_to_text_cif")
 class SpeechToTextCifTask(SpeechToTextTask):
     """Speech-to-text data for CIF models (the stock task name is taken)."""
+
+    def __init__(self, args, tgt_dict):
+        super().__init__(args, tgt_dict)
+        self.data_cfg.config.setdefault("audio_root", str(Path(args.data).resolve()))
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
