@@ -1,0 +1,160 @@
+"""scripts/prep_aishell1.py on a generated AISHELL-1-shaped mini tree."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import torchaudio
+from fairseq.data.audio.audio_utils import get_features_or_waveform
+
+from fairseq_setup import build_from_command_line
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "prep_aishell1.py"
+TRANSCRIPTS = {
+    "BAC009S0001W0001": "今天 天气 很好",
+    "BAC009S0001W0002": "我们 去 公园",
+    "BAC009S0002W0001": "天气 好",
+    "BAC009S0002W0002": "今天 我们 很好",  # stereo 22.05 kHz: resampled and averaged
+    "BAC009S0002W0003": "公园 很 好",  # corrupt wav
+    "BAC009S0002W0004": "我们",  # empty wav
+    "BAC009S0003W0001": "今天 去 ｔ 公园",  # dev: the full-width letter is out of vocabulary
+    "BAC009S0003W0002": "我们 很好",
+    "BAC009S0004W0001": "天气 很好",
+}
+SPLIT_OF_SPEAKER = {"S0001": "train", "S0002": "train", "S0003": "dev", "S0004": "test"}
+NO_TRANSCRIPT = "BAC009S0001W0009"
+
+
+def _write_wav(path: Path, seconds: float, sample_rate: int = 16000, channels: int = 1, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    time = np.arange(int(seconds * sample_rate)) / sample_rate
+    tone = 0.3 * np.sin(2 * np.pi * (200 + 50 * seed) * time) + 0.05 * rng.normal(size=time.shape)
+    audio = np.stack([tone] * channels, axis=1) * np.linspace(0.5, 1.0, channels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), audio, sample_rate, subtype="PCM_16")
+
+
+def _make_corpus(root: Path) -> Path:
+    for index, utt_id in enumerate(list(TRANSCRIPTS) + [NO_TRANSCRIPT]):
+        speaker = utt_id[6:11]
+        path = root / "data_aishell" / "wav" / SPLIT_OF_SPEAKER[speaker] / speaker / f"{utt_id}.wav"
+        if utt_id == "BAC009S0002W0002":
+            _write_wav(path, 1.3, sample_rate=22050, channels=2, seed=index)
+        elif utt_id == "BAC009S0002W0003":
+            path.write_bytes(b"RIFF0000WAVEfmt not really a wav file")
+        elif utt_id == "BAC009S0002W0004":
+            _write_wav(path, 0.0)
+        else:
+            _write_wav(path, 1.0 + 0.1 * index, seed=index)
+    transcript = root / "data_aishell" / "transcript" / "aishell_transcript_v0.8.txt"
+    transcript.parent.mkdir(parents=True)
+    transcript.write_text(
+        "".join(f"{utt_id} {text}\n" for utt_id, text in TRANSCRIPTS.items()), encoding="utf-8"
+    )
+    return root
+
+
+def _prepare(corpus: Path, output: Path, *extra: str) -> str:
+    command = [sys.executable, str(SCRIPT), "--corpus-root", str(corpus), "--output-root", str(output)]
+    result = subprocess.run(
+        command + ["--num-workers", "2", *extra], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _rows(path: Path):
+    with open(path, encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prep")
+    corpus = _make_corpus(root / "corpus")
+    output = root / "data"
+    return corpus, output, _prepare(corpus, output)
+
+
+def test_manifests_hold_the_kept_utterances(prepared):
+    corpus, output, _ = prepared
+    train = _rows(output / "train.tsv")
+    assert list(train[0]) == ["id", "audio", "n_frames", "tgt_text", "speaker"]
+    assert [row["id"] for row in train] == [
+        "BAC009S0001W0001",
+        "BAC009S0001W0002",
+        "BAC009S0002W0001",
+        "BAC009S0002W0002",
+    ]
+    assert train[0]["tgt_text"] == "今 天 天 气 很 好" and train[0]["speaker"] == "S0001"
+    assert [row["id"] for row in _rows(output / "dev.tsv")] == ["BAC009S0003W0001", "BAC009S0003W0002"]
+    assert len(_rows(output / "test.tsv")) == 1
+
+
+def test_features_equal_torchaudio_kaldi_fbank(prepared):
+    corpus, output, _ = prepared
+    for row in _rows(output / "train.tsv"):
+        features = get_features_or_waveform(str(output / row["audio"]))
+        speaker = row["id"][6:11]
+        audio, rate = soundfile.read(
+            str(corpus / "data_aishell" / "wav" / "train" / speaker / f"{row['id']}.wav"),
+            dtype="float32",
+            always_2d=True,
+        )
+        waveform = torch.from_numpy(audio.T).mean(0, keepdim=True)
+        if rate != 16000:
+            waveform = torchaudio.functional.resample(waveform, rate, 16000)
+        expected = torchaudio.compliance.kaldi.fbank(
+            waveform * 32768, num_mel_bins=80, sample_frequency=16000
+        )
+        assert features.dtype == np.float32 and features.shape == tuple(expected.shape)
+        assert int(row["n_frames"]) == features.shape[0]
+        np.testing.assert_allclose(features, expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_vocabulary_comes_from_train_only(prepared):
+    _, output, log = prepared
+    vocabulary = dict(
+        line.rsplit(" ", 1) for line in (output / "dict.txt").read_text(encoding="utf-8").splitlines()
+    )
+    train_chars = [c for row in _rows(output / "train.tsv") for c in row["tgt_text"].split()]
+    assert vocabulary == {char: str(train_chars.count(char)) for char in set(train_chars)}
+    assert "去" in vocabulary and "ｔ" not in vocabulary
+    counts = [int(count) for count in vocabulary.values()]
+    assert counts == sorted(counts, reverse=True)
+    assert "dev: 1 of 10 characters (10.00%) are out of vocabulary ｔ:1" in log
+
+
+def test_skipped_utterances_are_reported_with_reasons(prepared):
+    _, output, log = prepared
+    reasons = {row["id"]: row["reason"] for row in _rows(output / "train.skipped.tsv")}
+    assert reasons[NO_TRANSCRIPT] == "no transcript"
+    assert reasons["BAC009S0002W0003"].startswith("unreadable audio")
+    assert reasons["BAC009S0002W0004"] == "empty audio"
+    assert "train: 4 utterances written, 3 skipped" in log
+
+
+def test_rerun_skips_finished_splits_and_resumes_an_interrupted_one(prepared):
+    corpus, output, _ = prepared
+    before = {
+        name: (output / name).stat().st_mtime_ns for name in ("train.tsv", "fbank80_train.zip", "test.tsv")
+    }
+    (output / "dev.tsv").unlink()  # as if the job had been killed while writing dev
+    (output / "fbank80_dev.zip.tmp").write_bytes(b"truncated")
+    log = _prepare(corpus, output)
+    assert "train:" in log and "exists, skipped" in log
+    assert {name: (output / name).stat().st_mtime_ns for name in before} == before
+    assert len(_rows(output / "dev.tsv")) == 2 and not (output / "fbank80_dev.zip.tmp").exists()
+
+
+def test_prepared_data_loads_in_the_task(prepared):
+    _, output, _ = prepared
+    _, task, _, _ = build_from_command_line(output, "s2t_cif_transformer_tiny")
+    task.load_dataset("train")
+    characters = (output / "dict.txt").read_text(encoding="utf-8").splitlines()
+    assert len(task.datasets["train"]) == 4 and len(task.target_dictionary) == 4 + len(characters) == 14
