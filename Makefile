@@ -5,9 +5,15 @@ VENV_PYTHON := $(VENV)/bin/python
 PIP := $(VENV_PYTHON) -m pip
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow lint bench clean
+.PHONY: install system-packages test test-slow demo lint bench clean
 
-install: $(INSTALLED)
+install: system-packages $(INSTALLED)
+
+# Debian packages: espeak-ng speaks the synthetic corpus. Checked on every run (instant when present).
+system-packages:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng; }
 
 # Order matters: fairseq-fixed builds against the torch, numpy and cython already in the venv.
 $(INSTALLED): requirements.txt requirements-dev.txt setup.py
@@ -22,6 +28,9 @@ $(INSTALLED): requirements.txt requirements-dev.txt setup.py
 
 test: install
 	$(VENV_PYTHON) -m pytest tests -q
+
+demo: install
+	bash egs/synthetic_zh/run.sh
 
 test-slow: install
 	$(VENV_PYTHON) -m pytest tests -q -m slow

@@ -15,6 +15,7 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
 from omegaconf import DictConfig, open_dict
 
+from ..generation import CifGenerator
 from .audio_manifest_check import find_unreadable_rows
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,16 @@ _REPORTED_ROWS = 10
 @register_task("speech_to_text_cif")
 class SpeechToTextCifTask(SpeechToTextTask):
     """Speech-to-text data for CIF models (the stock task name is taken)."""
+
+    @classmethod
+    def add_args(cls, parser):
+        super().add_args(parser)
+        parser.add_argument(
+            "--decoding-tail-threshold",
+            type=float,
+            default=0.4,
+            help="CIF tail firing threshold when decoding (fairseq-generate); 0.4 as published",
+        )
 
     def __init__(self, args, tgt_dict):
         super().__init__(args, tgt_dict)
@@ -46,6 +57,11 @@ class SpeechToTextCifTask(SpeechToTextTask):
                 f"{len(problems)} row(s) of {manifest} point to missing or unreadable data:\n{listed}{more}\n"
                 "Re-run the data preparation, or remove these rows from the manifest."
             )
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
+        """CIF decoding: greedy for ``--beam 1``, beam search otherwise, NAR for NAR decoders."""
+        tail_threshold = getattr(self.args, "decoding_tail_threshold", 0.4)
+        return CifGenerator(models[0], self.target_dictionary, args.beam, args.nbest, tail_threshold)
 
     def build_model(self, cfg, from_checkpoint=False):
         """Set the input size from the data config, as the stock task does, then build."""

@@ -1,0 +1,168 @@
+"""Decoding of CIF models for fairseq-generate (reference/hieradist_spec.md sections 8.3-8.5).
+
+Each utterance is decoded for exactly as many steps as its CIF fired (the last fire stands for
+``</s>``), and its output is cut after the first ``</s>`` (the dictionary's eos index). Modes:
+
+- ``greedy`` (``--beam 1``): arg-max at every step, incremental decoding;
+- ``beam``: beam search batched over utterances and beams with incremental decoding; a hypothesis
+  that emitted ``</s>`` keeps its score and extends with ``</s>`` at no cost, so finished and
+  unfinished hypotheses compete on equal terms (the reference had no ``</s>`` handling);
+- ``nar``: one parallel pass of a non-autoregressive decoder (chosen automatically for NAR models).
+
+``<pad>`` and ``<s>`` are never emitted (neither is ever a target).
+
+Every hypothesis holds what fairseq-generate reads (``tokens``, ``score``, ``positional_scores``,
+``alignment``) plus ``fire_frames``: the encoder frame at which the CIF fired each token. The
+``alignment`` is the hard alignment as (encoder frame, token index) pairs.
+"""
+
+import logging
+from typing import Dict, List, Optional
+
+import torch
+from torch import Tensor
+
+__all__ = ["CifGenerator"]
+
+logger = logging.getLogger(__name__)
+
+Hypothesis = Dict[str, Tensor]
+
+
+class CifGenerator:
+    """Decodes a batch with one CIF model.
+
+    Args:
+        model: a trained ``S2TCifTransformerModel``.
+        tgt_dict: the target dictionary.
+        beam (int): beam size; 1 decodes greedily.
+        nbest (int): hypotheses returned per utterance (at most ``beam``).
+        tail_threshold (float): CIF tail firing threshold at decoding time (0.4 as published).
+    """
+
+    def __init__(self, model, tgt_dict, beam: int = 1, nbest: int = 1, tail_threshold: float = 0.4):
+        if nbest > beam:
+            raise ValueError(f"--nbest {nbest} cannot exceed --beam {beam}")
+        self.model = model
+        self.tgt_dict = tgt_dict
+        self.eos = tgt_dict.eos()
+        # Never targets: <pad> would be read as padding when the decoder sees it again, <s> is the CTC blank.
+        self.banned = [tgt_dict.pad(), tgt_dict.bos()]
+        self.symbols_to_strip_from_output = {tgt_dict.eos()}
+        self.beam, self.nbest, self.tail_threshold = beam, nbest, tail_threshold
+        self.nar = not hasattr(model.decoder, "embed_tokens")
+        self.mode = "nar" if self.nar else ("greedy" if beam == 1 else "beam")
+        logger.info(
+            f"CIF decoding: mode {self.mode}, beam {beam}, nbest {nbest}, tail threshold {tail_threshold}"
+        )
+
+    @torch.no_grad()
+    def generate(
+        self, models, sample, prefix_tokens=None, constraints=None, **unused
+    ) -> List[List[Hypothesis]]:
+        """fairseq's generator interface: one list of hypotheses (best first) per utterance."""
+        if len(models) != 1:
+            raise ValueError("CIF decoding takes a single model (average checkpoints instead of ensembling)")
+        if prefix_tokens is not None or constraints is not None:
+            raise ValueError("CIF decoding supports neither --prefix-size nor constraints")
+        self.model.eval()
+        net_input = sample["net_input"]
+        encoder = self.model.forward_encoder(net_input["src_tokens"], net_input["src_lengths"])
+        cif = self.model.forward_cif(encoder, tail_threshold=self.tail_threshold)
+        if self.mode == "nar":
+            tokens, step_scores = self._nar(cif)
+        elif self.mode == "greedy":
+            tokens, step_scores = self._greedy(cif)
+        else:
+            tokens, step_scores = self._beam_search(cif)
+        return self._hypotheses(tokens, step_scores, cif["fire_counts"], cif["fire_frames"])
+
+    def _log_probs(self, logits: Tensor) -> Tensor:
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        log_probs[..., self.banned] = float("-inf")
+        return log_probs
+
+    def _nar(self, cif) -> (Tensor, Tensor):
+        """(B, 1, N) tokens and log-probs of the arg-max at every CIF position."""
+        log_probs = self._log_probs(self.model.decoder(None, encoder_out=cif)[0])
+        scores, tokens = log_probs.max(dim=-1)
+        return tokens.unsqueeze(1), scores.unsqueeze(1)
+
+    def _greedy(self, cif) -> (Tensor, Tensor):
+        """(B, 1, N) arg-max tokens and their log-probs, one incremental step per CIF vector."""
+        batch_size, num_steps = cif["cif_out"].shape[:2]
+        prev_tokens = cif["cif_out"].new_full((batch_size, 1), self.eos, dtype=torch.long)
+        incremental_state: Dict = {}
+        scores = []
+        for step in range(num_steps):
+            logits, _ = self.model.decoder(
+                prev_tokens, {"cif_out": cif["cif_out"][:, : step + 1]}, incremental_state
+            )
+            score, token = self._log_probs(logits[:, -1]).max(dim=-1)
+            prev_tokens = torch.cat([prev_tokens, token.unsqueeze(1)], dim=1)
+            scores.append(score)
+        return prev_tokens[:, 1:].unsqueeze(1), torch.stack(scores, dim=1).unsqueeze(1)
+
+    def _beam_search(self, cif) -> (Tensor, Tensor):
+        """(B, K, N) tokens and per-step log-probs of the K best hypotheses, best first."""
+        cif_out, fire_counts = cif["cif_out"], cif["fire_counts"]
+        batch_size, num_steps = cif_out.shape[:2]
+        beam, device = self.beam, cif_out.device
+        cif_out = cif_out.repeat_interleave(beam, dim=0)  # (B*K, N, C)
+        active_steps = fire_counts.repeat_interleave(beam)  # utterance b decodes fire_counts[b] steps
+        prev_tokens = torch.full((batch_size * beam, 1), self.eos, dtype=torch.long, device=device)
+        step_scores = torch.zeros(batch_size * beam, 0, device=device)
+        scores = torch.full((batch_size, beam), float("-inf"), device=device)
+        scores[:, 0] = 0.0  # all beams start identical: keep one
+        finished = torch.zeros(batch_size * beam, dtype=torch.bool, device=device)
+        beam_offset = (torch.arange(batch_size, device=device) * beam).unsqueeze(1)
+        incremental_state: Dict = {}
+        for step in range(num_steps):
+            logits, _ = self.model.decoder(
+                prev_tokens, {"cif_out": cif_out[:, : step + 1]}, incremental_state
+            )
+            log_probs = self._log_probs(logits[:, -1])  # (B*K, V)
+            frozen = finished | (step >= active_steps)
+            log_probs[frozen] = float("-inf")
+            log_probs[frozen, self.eos] = 0.0
+            candidates = (scores.view(-1, 1) + log_probs).view(batch_size, -1)  # (B, K*V)
+            scores, best = candidates.topk(beam, dim=1)
+            vocab = log_probs.size(1)
+            origin = (best // vocab + beam_offset).view(-1)
+            tokens = (best % vocab).view(-1)
+            prev_tokens = torch.cat([prev_tokens[origin], tokens.unsqueeze(1)], dim=1)
+            step_scores = torch.cat([step_scores[origin], log_probs[origin, tokens].unsqueeze(1)], dim=1)
+            finished = finished[origin] | (tokens == self.eos)
+            self.model.decoder.reorder_incremental_state_scripting(incremental_state, origin)
+        shape = (batch_size, beam, num_steps)
+        return prev_tokens[:, 1:].reshape(shape), step_scores.reshape(shape)
+
+    def _hypotheses(
+        self, tokens: Tensor, step_scores: Tensor, fire_counts: Tensor, fire_frames: Tensor
+    ) -> List[List[Hypothesis]]:
+        """Cut each hypothesis to its utterance's steps and after its first ``</s>``."""
+        results = []
+        for b in range(tokens.size(0)):
+            count = int(fire_counts[b])
+            hypotheses = []
+            for k in range(min(self.nbest, tokens.size(1))):
+                sequence, scores = tokens[b, k, :count], step_scores[b, k, :count]
+                eos_positions = (sequence == self.eos).nonzero()
+                length = int(eos_positions[0]) + 1 if len(eos_positions) else count
+                frames = fire_frames[b, :length]
+                hypotheses.append(
+                    {
+                        "tokens": sequence[:length].cpu(),
+                        "score": scores[:length].sum().cpu(),
+                        "positional_scores": scores[:length].cpu(),
+                        "alignment": torch.stack(
+                            [frames, torch.arange(length, device=frames.device)], 1
+                        ).cpu(),
+                        "fire_frames": frames.cpu(),
+                    }
+                )
+            results.append(hypotheses)
+        return results
+
+    def max_positions(self) -> Optional[int]:
+        return None

@@ -1,0 +1,130 @@
+"""CIF decoding: greedy, beam search against brute-force enumeration, batch independence, nbest."""
+
+import itertools
+
+import pytest
+import torch
+
+from cif_plugin.generation import CifGenerator
+
+from fairseq_setup import build_from_command_line
+
+
+@pytest.fixture(scope="module")
+def model_and_sample(tiny_data):
+    _, task, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny")
+    torch.manual_seed(3)
+    # Sharpen the random decoder so that hypotheses differ clearly in score.
+    with torch.no_grad():
+        model.decoder.output_projection.weight.mul_(4.0)
+    task.load_dataset("dev")
+    dataset = task.datasets["dev"]
+    sample = dataset.collater([dataset[i] for i in range(4)])
+    return task, model.eval(), sample
+
+
+def _fixed_fire_model(model, counts):
+    """Make the CIF fire ``counts[b]`` times for utterance b: weights scaled to those lengths."""
+    original = model.forward_cif
+    model.cif.weight_predictor.dropout.p = 0.0
+
+    def forward_cif(encoder, target_lengths=None, tail_threshold=None):
+        model.cif.train()  # scaling to the given lengths happens in training mode only
+        try:
+            return original(encoder, target_lengths=torch.as_tensor(counts), tail_threshold=tail_threshold)
+        finally:
+            model.cif.eval()
+
+    model.forward_cif = forward_cif
+    return model
+
+
+def test_greedy_equals_beam_one(model_and_sample):
+    task, model, sample = model_and_sample
+    greedy = CifGenerator(model, task.target_dictionary, beam=1).generate([model], sample)
+    beam_search = CifGenerator(model, task.target_dictionary, beam=1)
+    beam_search.mode = "beam"
+    beamed = beam_search.generate([model], sample)
+    for g, b in zip(greedy, beamed, strict=True):
+        assert torch.equal(g[0]["tokens"], b[0]["tokens"])
+        torch.testing.assert_close(g[0]["score"], b[0]["score"])
+
+
+def _brute_force_ranking(model, cif_out, allowed, steps, eos):
+    """Every sequence of ``steps`` allowed tokens scored by teacher forcing, cut after its first </s>."""
+    sequences = torch.tensor(list(itertools.product(allowed, repeat=steps)))
+    prev = torch.cat([torch.full((len(sequences), 1), eos), sequences[:, :-1]], dim=1)
+    logits, _ = model.decoder(prev, {"cif_out": cif_out.expand(len(sequences), -1, -1)})
+    log_probs = torch.log_softmax(logits.float(), -1).gather(2, sequences.unsqueeze(2)).squeeze(2)
+    best = {}
+    for sequence, token_scores in zip(sequences.tolist(), log_probs.tolist(), strict=True):
+        cut = sequence.index(eos) + 1 if eos in sequence else steps
+        best[tuple(sequence[:cut])] = sum(token_scores[:cut])
+    return sorted(best.items(), key=lambda item: -item[1])
+
+
+def test_beam_search_finds_the_best_sequences_of_a_brute_force_enumeration(tiny_data):
+    _, task, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny")
+    torch.manual_seed(5)
+    with torch.no_grad():
+        model.decoder.output_projection.weight.mul_(3.0)
+    model.eval()
+    dictionary = task.target_dictionary
+    steps, vocab = 3, len(dictionary)
+    cif = {"cif_out": torch.randn(1, steps, 64), "fire_counts": torch.tensor([steps]),
+           "fire_frames": torch.arange(steps).unsqueeze(0)}  # fmt: skip
+    with torch.no_grad():
+        allowed = [t for t in range(vocab) if t not in (dictionary.pad(), dictionary.bos())]
+        ranking = _brute_force_ranking(model, cif["cif_out"], allowed, steps, dictionary.eos())
+        generator = CifGenerator(model, dictionary, beam=vocab**2, nbest=5)
+        tokens, step_scores = generator._beam_search(cif)
+        hypotheses = generator._hypotheses(tokens, step_scores, cif["fire_counts"], cif["fire_frames"])[0]
+    for hypothesis, (sequence, score) in zip(hypotheses, ranking[:5], strict=True):
+        assert tuple(hypothesis["tokens"].tolist()) == sequence
+        assert hypothesis["score"].item() == pytest.approx(score, abs=1e-4)
+
+
+def test_results_do_not_depend_on_batch_composition(model_and_sample):
+    task, model, sample = model_and_sample
+    generator = CifGenerator(model, task.target_dictionary, beam=4, nbest=2)
+    batched = generator.generate([model], sample)
+    for i in range(sample["target"].size(0)):
+        length = int(sample["net_input"]["src_lengths"][i])
+        alone = {"net_input": {"src_tokens": sample["net_input"]["src_tokens"][i : i + 1, :length],
+                               "src_lengths": sample["net_input"]["src_lengths"][i : i + 1]}}  # fmt: skip
+        single = generator.generate([model], alone)[0]
+        for a, b in zip(single, batched[i], strict=True):
+            assert torch.equal(a["tokens"], b["tokens"])
+            torch.testing.assert_close(a["score"], b["score"], atol=1e-4, rtol=1e-5)
+
+
+def test_nbest_hypotheses_are_ordered_and_consistent(model_and_sample):
+    task, model, sample = model_and_sample
+    eos = task.target_dictionary.eos()
+    results = CifGenerator(model, task.target_dictionary, beam=5, nbest=5).generate([model], sample)
+    for hypotheses in results:
+        scores = [h["score"].item() for h in hypotheses]
+        assert scores == sorted(scores, reverse=True)
+        assert len({tuple(h["tokens"].tolist()) for h in hypotheses}) == len(hypotheses)
+        for h in hypotheses:
+            torch.testing.assert_close(h["score"], h["positional_scores"].sum())
+            assert eos not in h["tokens"][:-1].tolist()  # cut after the first </s>
+            assert h["alignment"].shape == (len(h["tokens"]), 2)
+            assert torch.equal(h["alignment"][:, 0], h["fire_frames"])
+            frames = h["fire_frames"].tolist()
+            assert frames == sorted(frames)
+
+
+def test_decoding_steps_equal_the_fire_counts(model_and_sample):
+    task, model, sample = model_and_sample
+    counts = [2, 5, 1, 3]
+    eos = task.target_dictionary.eos()
+    fixed = _fixed_fire_model(model, counts)
+    try:
+        results = CifGenerator(fixed, task.target_dictionary, beam=3, nbest=3).generate([fixed], sample)
+    finally:
+        del fixed.forward_cif
+    for count, hypotheses in zip(counts, results, strict=True):
+        for h in hypotheses:
+            length = len(h["tokens"])
+            assert length <= count and (length == count or h["tokens"][-1] == eos)
