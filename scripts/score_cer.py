@@ -155,11 +155,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             handle.write(
                 "id\tsubstitutions\tdeletions\tinsertions\treference_length\treference\thypothesis\n"
             )
-            for utt_id, c in per_utterance.items():
+            for utt_id, c in sorted(per_utterance.items()):
                 row = [utt_id, c.substitutions, c.deletions, c.insertions, c.reference_length]
                 handle.write("\t".join(map(str, row + [references[utt_id], hypotheses[utt_id]])) + "\n")
         os.replace(temporary, args.per_utterance)
-    for utt_id in list(references)[: args.show]:
+    for utt_id in sorted(references)[: args.show]:
         print(f"{utt_id}\n  REF: {references[utt_id]}\n  HYP: {hypotheses[utt_id]}")
     cer = 100.0 * total.errors / max(total.reference_length, 1)
     print(
