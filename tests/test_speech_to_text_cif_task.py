@@ -56,3 +56,15 @@ def test_bad_slice_is_reported(tiny_data, tmp_path):
         task.load_dataset("train")
     message = str(error.value)
     assert "train_0007: no .npy or audio data" in message and "train_0008: slice" in message
+
+
+def test_batching_keeps_every_utterance(tiny_data):
+    """fairseq 0.12 drops a last batch that is not a multiple of --required-batch-size-multiple."""
+    _, task, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny")
+    task.load_dataset("train")
+    dataset = task.datasets["train"]
+    iterator = task.get_batch_iterator(
+        dataset, max_tokens=700, max_positions=model.max_positions(), required_batch_size_multiple=8
+    )
+    ids = [i for batch in iterator.next_epoch_itr(shuffle=False) for i in batch["id"].tolist()]
+    assert sorted(ids) == list(range(len(dataset)))

@@ -19,6 +19,15 @@ TRAIN = [
 ]  # fmt: skip
 
 
+SCRIPTS = PLUGIN_DIR.parent / "scripts"
+
+
+def _run(command):
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result.stdout
+
+
 def _train(data, save_dir, max_update):
     command = [sys.executable, "-m", "fairseq_cli.train", str(data), *TRAIN, "--save-dir", str(save_dir)]
     result = subprocess.run(
@@ -48,3 +57,27 @@ def test_fairseq_train_saves_reloads_and_resumes(tiny_data, tmp_path):
     log = _train(tiny_data, save_dir, max_update=5)
     assert "Loaded checkpoint" in log and "@ 3 updates" in log
     assert checkpoint_utils.load_checkpoint_to_cpu(str(last))["optimizer_history"][-1]["num_updates"] == 5
+
+
+def test_average_generate_and_score(tiny_data, tmp_path):
+    save_dir = tmp_path / "checkpoints"
+    _train(tiny_data, save_dir, max_update=4)  # one update per epoch on the tiny data
+    averaged = save_dir / "avg_last_2.pt"
+    _run([sys.executable, str(SCRIPTS / "average_checkpoints.py"), "--inputs", str(save_dir)]
+         + ["--num-epoch-checkpoints", "2", "--output", str(averaged)])  # fmt: skip
+    states = [checkpoint_utils.load_checkpoint_to_cpu(str(save_dir / f"checkpoint{e}.pt")) for e in (3, 4)]
+    result = checkpoint_utils.load_checkpoint_to_cpu(str(averaged))
+    for name, tensor in result["model"].items():
+        if tensor.is_floating_point():
+            expected = (states[0]["model"][name].double() + states[1]["model"][name].double()) / 2
+            torch.testing.assert_close(tensor.double(), expected, rtol=1e-6, atol=1e-7)
+
+    generate = [sys.executable, "-m", "fairseq_cli.generate", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
+    generate += ["--task", "speech_to_text_cif", "--config-yaml", "config.yaml", "--path", str(averaged)]
+    generate += ["--gen-subset", "dev", "--beam", "3", "--nbest", "2", "--max-tokens", "4000", "--cpu"]
+    output = _run(generate)
+    assert output.count("T-") == 8 and output.count("\nD-") == 16  # every utterance, two hypotheses each
+    (tmp_path / "gen.txt").write_text(output, encoding="utf-8")
+    score = [sys.executable, str(SCRIPTS / "score_cer.py"), "--generate-output", str(tmp_path / "gen.txt")]
+    scored = _run(score + ["--manifest", str(tiny_data / "dev.tsv")])
+    assert "over 8 utterances" in scored

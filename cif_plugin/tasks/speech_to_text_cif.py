@@ -4,13 +4,16 @@ Same manifests (TSV: id, audio, n_frames, tgt_text, speaker) and YAML data confi
 ``speech_to_text`` (spec 4.2-4.4): characters from ``vocab_filename``, sentencepiece units when the
 config names a ``bpe_tokenizer``, CMVN and SpecAugment transforms. Two additions: relative ``audio``
 paths are resolved against the data folder unless the config sets ``audio_root`` (so prepared data
-can be moved), and a split fails at load time, naming the utterances, when rows point to missing or
-unreadable features.
+can be moved), a split fails at load time, naming the utterances, when rows point to missing or
+unreadable features, and no utterance is lost to batching: fairseq 0.12's ``batch_by_size`` drops
+a final batch that is not a multiple of ``--required-batch-size-multiple`` (fairseq issue 5036),
+so decoding a test set would silently skip its shortest utterances.
 """
 
 import logging
 from pathlib import Path
 
+import numpy as np
 from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
 from omegaconf import DictConfig, open_dict
@@ -58,6 +61,10 @@ class SpeechToTextCifTask(SpeechToTextTask):
                 "Re-run the data preparation, or remove these rows from the manifest."
             )
 
+    def get_batch_iterator(self, dataset, *args, **kwargs):
+        _keep_every_sample(dataset)
+        return super().get_batch_iterator(dataset, *args, **kwargs)
+
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
         """CIF decoding: greedy for ``--beam 1``, beam search otherwise, NAR for NAR decoders."""
         tail_threshold = getattr(self.args, "decoding_tail_threshold", 0.4)
@@ -76,3 +83,21 @@ class SpeechToTextCifTask(SpeechToTextTask):
             for name, value in values.items():
                 setattr(cfg, name, value)
         return FairseqTask.build_model(self, cfg, from_checkpoint)
+
+
+def _keep_every_sample(dataset) -> None:
+    """Make ``dataset.batch_by_size`` put the samples fairseq would drop into one last batch."""
+    if getattr(dataset, "_keeps_every_sample", False):
+        return
+    fairseq_batch_by_size = dataset.batch_by_size
+
+    def batch_by_size(indices, *args, **kwargs):
+        batches = list(fairseq_batch_by_size(indices, *args, **kwargs))
+        batched = set(np.concatenate(batches).tolist()) if batches else set()
+        dropped = [index for index in np.asarray(indices).tolist() if index not in batched]
+        if dropped:
+            batches.append(np.asarray(dropped, dtype=np.int64))
+        return batches
+
+    dataset.batch_by_size = batch_by_size
+    dataset._keeps_every_sample = True
