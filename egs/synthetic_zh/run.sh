@@ -9,7 +9,7 @@ set -euo pipefail
 
 stage=1
 stop_stage=5
-max_epoch=20
+max_epoch=15
 seed=1
 utterances="1500 150 150"  # train dev test
 beam=1
@@ -61,7 +61,7 @@ if run_stage 3 "train s2t_cif_transformer_tiny on the CPU ($max_epoch epochs)"; 
     --lr-scheduler inverse_sqrt --warmup-updates 200 --clip-norm 1.0 --max-tokens 8000 \
     --max-epoch "$max_epoch" --cpu --num-workers 1 --seed "$seed" --save-dir "$exp" \
     --best-checkpoint-metric wer --keep-last-epochs 1 --no-epoch-checkpoints \
-    --no-progress-bar --log-interval 50 2>&1 | tee "$exp/train.log" | grep -E "valid on|done training"
+    --no-progress-bar --log-interval 50 2>&1 | tee "$exp/train.log" | grep --line-buffered -E "valid on|done training"
   mark_done 3
 fi
 

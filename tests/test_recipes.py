@@ -1,0 +1,30 @@
+"""Slow: the AISHELL-1 recipe runs every stage with --tiny on a synthetic AISHELL-1-shaped corpus."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+RECIPE = Path(__file__).resolve().parents[1] / "egs" / "aishell1"
+
+
+@pytest.mark.slow
+def test_aishell1_recipe_runs_every_stage_tiny():
+    for generated in (RECIPE / "data" / "tiny", RECIPE / "data" / "tiny_corpus", RECIPE / "exp" / "cif_tiny"):
+        shutil.rmtree(generated, ignore_errors=True)
+    result = subprocess.run(
+        ["bash", str(RECIPE / "run.sh"), "--tiny"], capture_output=True, text=True, timeout=1800
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    for stage in (0, 1, 3, 4, 5, 6):
+        assert f"Stage {stage}:" in log
+    exp = RECIPE / "exp" / "cif_tiny"
+    assert (exp / "avg_last_2_checkpoint.pt").is_file()
+    for split, utterances in (("dev", 60), ("test", 60)):
+        summary = (exp / f"cer_{split}.txt").read_text(encoding="utf-8")
+        assert re.search(rf"CER [\d.]+% .* over {utterances} utterances", summary), summary
+        decoded = (exp / f"decode_{split}.txt").read_text(encoding="utf-8").splitlines()
+        assert sum(line.startswith("T-") for line in decoded) == utterances
