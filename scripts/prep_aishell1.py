@@ -35,17 +35,14 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
-import soundfile
 import torch
-import torchaudio
 from tqdm import tqdm
 
+from cif_plugin.tasks.fbank_features import NUM_MEL_BINS, SAMPLE_RATE, AudioError, kaldi_fbank, load_waveform
 from cif_plugin.tasks.feature_zip import write_feature_zip
 
 SPLITS = ("train", "dev", "test")
 TRANSCRIPT = Path("data_aishell") / "transcript" / "aishell_transcript_v0.8.txt"
-SAMPLE_RATE = 16000
-NUM_MEL_BINS = 80
 CONFIG_YAML = """input_channels: 1
 input_feat_per_channel: {bins}
 vocab_filename: dict.txt
@@ -88,21 +85,13 @@ def read_transcripts(path: Path) -> Dict[str, List[str]]:
 def compute_fbank(path: Path, min_duration: float, max_duration: float) -> Union[np.ndarray, str]:
     """(frames, 80) float32 filterbanks of one audio file, or the reason it cannot be used."""
     try:
-        audio, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:  # soundfile raises several types for bad files
-        return f"unreadable audio: {error}"
-    if audio.size == 0:
-        return "empty audio"
-    waveform = torch.from_numpy(audio.T).mean(dim=0, keepdim=True)  # mono
-    if sample_rate != SAMPLE_RATE:
-        waveform = torchaudio.functional.resample(waveform, sample_rate, SAMPLE_RATE)
+        waveform = load_waveform(path)
+    except AudioError as error:
+        return error.reason
     duration = waveform.shape[1] / SAMPLE_RATE
     if not min_duration <= duration <= max_duration:
         return f"duration {duration:.2f} s outside [{min_duration}, {max_duration}]"
-    features = torchaudio.compliance.kaldi.fbank(
-        waveform * 32768, num_mel_bins=NUM_MEL_BINS, sample_frequency=SAMPLE_RATE
-    )
-    return features.numpy().astype(np.float32)
+    return kaldi_fbank(waveform)
 
 
 def _worker_init() -> None:
