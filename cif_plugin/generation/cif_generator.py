@@ -9,7 +9,10 @@ Each utterance is decoded for exactly as many steps as its CIF fired (the last f
   unfinished hypotheses compete on equal terms (the reference had no ``</s>`` handling);
 - ``nar``: one parallel pass of a non-autoregressive decoder (chosen automatically for NAR models).
 
-``<pad>`` and ``<s>`` are never emitted (neither is ever a target).
+``<pad>`` and ``<s>`` are never emitted (neither is ever a target). With a language model
+(``--lm-path``, a fairseq LM over the same dictionary) and ``--lm-weight`` w, greedy and beam search
+maximise log p_ASR + w log p_LM at every step (shallow fusion); the LM decodes incrementally inside
+the same beam.
 
 Every hypothesis holds what fairseq-generate reads (``tokens``, ``score``, ``positional_scores``,
 ``alignment``) plus ``fire_frames``: the encoder frame at which the CIF fired each token. The
@@ -38,9 +41,20 @@ class CifGenerator:
         beam (int): beam size; 1 decodes greedily.
         nbest (int): hypotheses returned per utterance (at most ``beam``).
         tail_threshold (float): CIF tail firing threshold at decoding time (0.4 as published).
+        lm: a fairseq language model over the same dictionary for shallow fusion, or None.
+        lm_weight (float): weight of the LM log-probabilities.
     """
 
-    def __init__(self, model, tgt_dict, beam: int = 1, nbest: int = 1, tail_threshold: float = 0.4):
+    def __init__(
+        self,
+        model,
+        tgt_dict,
+        beam: int = 1,
+        nbest: int = 1,
+        tail_threshold: float = 0.4,
+        lm=None,
+        lm_weight: float = 0.0,
+    ):
         if nbest > beam:
             raise ValueError(f"--nbest {nbest} cannot exceed --beam {beam}")
         self.model = model
@@ -52,9 +66,13 @@ class CifGenerator:
         self.beam, self.nbest, self.tail_threshold = beam, nbest, tail_threshold
         self.nar = not hasattr(model.decoder, "embed_tokens")
         self.mode = "nar" if self.nar else ("greedy" if beam == 1 else "beam")
-        logger.info(
-            f"CIF decoding: mode {self.mode}, beam {beam}, nbest {nbest}, tail threshold {tail_threshold}"
-        )
+        self.lm = lm.eval() if lm is not None and lm_weight != 0 else None
+        self.lm_weight = lm_weight
+        if self.lm is not None and self.nar:
+            raise ValueError("LM fusion needs an autoregressive decoder; this model's decoder is NAR")
+        fusion = f", LM weight {lm_weight}" if self.lm is not None else ""
+        settings = f"mode {self.mode}, beam {beam}, nbest {nbest}, tail threshold {tail_threshold}{fusion}"
+        logger.info(f"CIF decoding: {settings}")
 
     @torch.no_grad()
     def generate(
@@ -66,6 +84,8 @@ class CifGenerator:
         if prefix_tokens is not None or constraints is not None:
             raise ValueError("CIF decoding supports neither --prefix-size nor constraints")
         self.model.eval()
+        if self.lm is not None:
+            self.lm.to(next(self.model.parameters()).device)
         net_input = sample["net_input"]
         encoder = self.model.forward_encoder(net_input["src_tokens"], net_input["src_lengths"])
         cif = self.model.forward_cif(encoder, tail_threshold=self.tail_threshold)
@@ -82,6 +102,17 @@ class CifGenerator:
         log_probs[..., self.banned] = float("-inf")
         return log_probs
 
+    def _step_log_probs(
+        self, prev_tokens: Tensor, cif_out: Tensor, incremental_state: Dict, lm_state: Dict
+    ) -> Tensor:
+        """(rows, V) log-probs of the next token, fused with the LM's when there is one."""
+        logits, _ = self.model.decoder(prev_tokens, {"cif_out": cif_out}, incremental_state)
+        log_probs = self._log_probs(logits[:, -1])
+        if self.lm is not None:
+            lm_logits, _ = self.lm(prev_tokens, incremental_state=lm_state)
+            log_probs = log_probs + self.lm_weight * torch.log_softmax(lm_logits[:, -1].float(), dim=-1)
+        return log_probs
+
     def _nar(self, cif) -> (Tensor, Tensor):
         """(B, 1, N) tokens and log-probs of the arg-max at every CIF position."""
         log_probs = self._log_probs(self.model.decoder(None, encoder_out=cif)[0])
@@ -93,12 +124,13 @@ class CifGenerator:
         batch_size, num_steps = cif["cif_out"].shape[:2]
         prev_tokens = cif["cif_out"].new_full((batch_size, 1), self.eos, dtype=torch.long)
         incremental_state: Dict = {}
+        lm_state: Dict = {}
         scores = []
         for step in range(num_steps):
-            logits, _ = self.model.decoder(
-                prev_tokens, {"cif_out": cif["cif_out"][:, : step + 1]}, incremental_state
+            log_probs = self._step_log_probs(
+                prev_tokens, cif["cif_out"][:, : step + 1], incremental_state, lm_state
             )
-            score, token = self._log_probs(logits[:, -1]).max(dim=-1)
+            score, token = log_probs.max(dim=-1)
             prev_tokens = torch.cat([prev_tokens, token.unsqueeze(1)], dim=1)
             scores.append(score)
         return prev_tokens[:, 1:].unsqueeze(1), torch.stack(scores, dim=1).unsqueeze(1)
@@ -117,11 +149,9 @@ class CifGenerator:
         finished = torch.zeros(batch_size * beam, dtype=torch.bool, device=device)
         beam_offset = (torch.arange(batch_size, device=device) * beam).unsqueeze(1)
         incremental_state: Dict = {}
+        lm_state: Dict = {}
         for step in range(num_steps):
-            logits, _ = self.model.decoder(
-                prev_tokens, {"cif_out": cif_out[:, : step + 1]}, incremental_state
-            )
-            log_probs = self._log_probs(logits[:, -1])  # (B*K, V)
+            log_probs = self._step_log_probs(prev_tokens, cif_out[:, : step + 1], incremental_state, lm_state)
             frozen = finished | (step >= active_steps)
             log_probs[frozen] = float("-inf")
             log_probs[frozen, self.eos] = 0.0
@@ -134,6 +164,8 @@ class CifGenerator:
             step_scores = torch.cat([step_scores[origin], log_probs[origin, tokens].unsqueeze(1)], dim=1)
             finished = finished[origin] | (tokens == self.eos)
             self.model.decoder.reorder_incremental_state_scripting(incremental_state, origin)
+            if self.lm is not None:
+                self.lm.decoder.reorder_incremental_state_scripting(lm_state, origin)
         shape = (batch_size, beam, num_steps)
         return prev_tokens[:, 1:].reshape(shape), step_scores.reshape(shape)
 

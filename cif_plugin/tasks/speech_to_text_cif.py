@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from fairseq import checkpoint_utils
 from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
 from omegaconf import DictConfig, open_dict
@@ -66,9 +67,25 @@ class SpeechToTextCifTask(SpeechToTextTask):
         return super().get_batch_iterator(dataset, *args, **kwargs)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
-        """CIF decoding: greedy for ``--beam 1``, beam search otherwise, NAR for NAR decoders."""
+        """CIF decoding: greedy for ``--beam 1``, beam search otherwise, NAR for NAR decoders;
+        shallow fusion with the fairseq LM of ``--lm-path`` at ``--lm-weight``."""
         tail_threshold = getattr(self.args, "decoding_tail_threshold", 0.4)
-        return CifGenerator(models[0], self.target_dictionary, args.beam, args.nbest, tail_threshold)
+        lm_path, lm_weight = getattr(args, "lm_path", None), getattr(args, "lm_weight", 0.0)
+        lm = self.load_language_model(lm_path) if lm_path else None
+        return CifGenerator(
+            models[0], self.target_dictionary, args.beam, args.nbest, tail_threshold, lm, lm_weight
+        )
+
+    def load_language_model(self, path: str):
+        """A fairseq LM checkpoint trained over this task's dictionary (its task reads the same dict.txt)."""
+        models, _, lm_task = checkpoint_utils.load_model_ensemble_and_task(
+            [path], arg_overrides={"data": self.args.data}
+        )
+        if lm_task.source_dictionary.symbols != self.target_dictionary.symbols:
+            raise ValueError(
+                f"the LM {path} was trained with another dictionary than {self.args.data}/dict.txt"
+            )
+        return models[0]
 
     def build_model(self, cfg, from_checkpoint=False):
         """Set the input size from the data config, as the stock task does, then build."""

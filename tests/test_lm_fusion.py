@@ -1,0 +1,91 @@
+"""Shallow fusion with a stock fairseq language model trained over the ASR dictionary."""
+
+import subprocess
+import sys
+from argparse import Namespace
+
+import pytest
+import torch
+
+from fairseq_setup import PLUGIN_DIR, build_from_command_line
+
+FAVOURITE = "九"  # the only word of the LM's training text
+
+
+def _run(module, *args, cwd):
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+@pytest.fixture(scope="module")
+def language_model(tiny_data, tmp_path_factory):
+    """A tiny transformer LM, trained with stock fairseq-train on '九 九 九' lines, over tiny_data's dict."""
+    root = tmp_path_factory.mktemp("lm")
+    (root / "train.txt").write_text("\n".join(" ".join([FAVOURITE] * n) for n in range(2, 8)) * 20 + "\n")
+    _run("fairseq_cli.preprocess", "--only-source", "--srcdict", str(tiny_data / "dict.txt"), "--trainpref",
+         "train.txt", "--validpref", "train.txt", "--destdir", "bin", "--workers", "1", cwd=root)  # fmt: skip
+    _run("fairseq_cli.train", "bin", "--task", "language_modeling", "--arch", "transformer_lm",
+         "--decoder-layers", "1", "--decoder-embed-dim", "32", "--decoder-ffn-embed-dim", "64",
+         "--decoder-attention-heads", "2", "--sample-break-mode", "eos", "--tokens-per-sample", "64",
+         "--max-tokens", "512", "--optimizer", "adam", "--lr", "5e-3", "--max-update", "60", "--cpu",
+         "--no-progress-bar", "--save-dir", "ckpt", "--no-epoch-checkpoints", cwd=root)  # fmt: skip
+    return root / "ckpt" / "checkpoint_last.pt"
+
+
+def _decode(task, model, sample, lm_path=None, lm_weight=0.0):
+    args = Namespace(beam=4, nbest=1, lm_path=str(lm_path) if lm_path else None, lm_weight=lm_weight)
+    generator = task.build_generator([model], args)
+    return [hypotheses[0] for hypotheses in generator.generate([model], sample)]
+
+
+@pytest.fixture(scope="module")
+def asr(tiny_data):
+    _, task, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny")
+    task.load_dataset("dev")
+    dataset = task.datasets["dev"]
+    return task, model.eval(), dataset.collater([dataset[i] for i in range(6)])
+
+
+def test_weight_zero_equals_no_lm(asr, language_model):
+    task, model, sample = asr
+    for plain, fused in zip(
+        _decode(task, model, sample), _decode(task, model, sample, language_model, 0.0), strict=True
+    ):
+        assert torch.equal(plain["tokens"], fused["tokens"])
+        torch.testing.assert_close(plain["score"], fused["score"])
+
+
+def test_strong_lm_weight_makes_the_decode_follow_the_lm(asr, language_model):
+    task, model, sample = asr
+    favourite, eos = task.target_dictionary.index(FAVOURITE), task.target_dictionary.eos()
+    plain = torch.cat([h["tokens"] for h in _decode(task, model, sample)])
+    fused = torch.cat([h["tokens"] for h in _decode(task, model, sample, language_model, 10.0)])
+    share = lambda tokens: ((tokens == favourite) | (tokens == eos)).float().mean().item()  # noqa: E731
+    assert share(fused) > 0.9 and share(fused) > share(plain) + 0.3
+
+
+def test_fairseq_generate_with_lm(tiny_data, language_model, tmp_path):
+    """The whole command line, on an ASR checkpoint written by one fairseq-train update."""
+    train = ["--user-dir", str(PLUGIN_DIR), "--task", "speech_to_text_cif", "--config-yaml", "config.yaml"]
+    train += ["--train-subset", "train", "--valid-subset", "dev", "--arch", "s2t_cif_transformer_tiny"]
+    train += ["--criterion", "cif", "--optimizer", "adam", "--lr", "1e-4", "--max-tokens", "4000"]
+    train += ["--max-update", "1", "--cpu", "--no-progress-bar", "--save-dir", str(tmp_path)]
+    _run("fairseq_cli.train", str(tiny_data), *train, cwd=tmp_path)
+    command = [sys.executable, "-m", "fairseq_cli.generate", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
+    command += [
+        "--task",
+        "speech_to_text_cif",
+        "--config-yaml",
+        "config.yaml",
+        "--gen-subset",
+        "dev",
+        "--cpu",
+    ]
+    command += ["--path", str(tmp_path / "checkpoint_last.pt"), "--beam", "3"]
+    command += ["--lm-path", str(language_model), "--lm-weight", "10"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "LM weight 10.0" in result.stderr
+    hypotheses = [line.split("\t")[2].split() for line in result.stdout.splitlines() if line.startswith("D-")]
+    words = [word for hypothesis in hypotheses for word in hypothesis]
+    assert len(hypotheses) == 8 and sum(word == FAVOURITE for word in words) > 0.8 * len(words)
