@@ -64,13 +64,8 @@ def test_strong_lm_weight_makes_the_decode_follow_the_lm(asr, language_model):
     assert share(fused) > 0.9 and share(fused) > share(plain) + 0.3
 
 
-def test_fairseq_generate_with_lm(tiny_data, language_model, tmp_path):
-    """The whole command line, on an ASR checkpoint written by one fairseq-train update."""
-    train = ["--user-dir", str(PLUGIN_DIR), "--task", "speech_to_text_cif", "--config-yaml", "config.yaml"]
-    train += ["--train-subset", "train", "--valid-subset", "dev", "--arch", "s2t_cif_transformer_tiny"]
-    train += ["--criterion", "cif", "--optimizer", "adam", "--lr", "1e-4", "--max-tokens", "4000"]
-    train += ["--max-update", "1", "--cpu", "--no-progress-bar", "--save-dir", str(tmp_path)]
-    _run("fairseq_cli.train", str(tiny_data), *train, cwd=tmp_path)
+def test_fairseq_generate_with_lm(tiny_data, tiny_checkpoint, language_model):
+    """The whole command line, on an ASR checkpoint written by fairseq-train."""
     command = [sys.executable, "-m", "fairseq_cli.generate", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
     command += [
         "--task",
@@ -81,7 +76,7 @@ def test_fairseq_generate_with_lm(tiny_data, language_model, tmp_path):
         "dev",
         "--cpu",
     ]
-    command += ["--path", str(tmp_path / "checkpoint_last.pt"), "--beam", "3"]
+    command += ["--path", str(tiny_checkpoint), "--beam", "3"]
     command += ["--lm-path", str(language_model), "--lm-weight", "10"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -15,7 +15,8 @@ maximise log p_ASR + w log p_LM at every step (shallow fusion); the LM decodes i
 the same beam.
 
 Every hypothesis holds what fairseq-generate reads (``tokens``, ``score``, ``positional_scores``,
-``alignment``) plus ``fire_frames``: the encoder frame at which the CIF fired each token. The
+``alignment``) plus ``fire_frames``, the encoder frame at which the CIF fired each token, and
+``cif_weights``, the utterance's CIF weight per encoder frame (for timestamps and plots). The
 ``alignment`` is the hard alignment as (encoder frame, token index) pairs.
 """
 
@@ -95,7 +96,12 @@ class CifGenerator:
             tokens, step_scores = self._greedy(cif)
         else:
             tokens, step_scores = self._beam_search(cif)
-        return self._hypotheses(tokens, step_scores, cif["fire_counts"], cif["fire_frames"])
+        hypotheses = self._hypotheses(tokens, step_scores, cif["fire_counts"], cif["fire_frames"])
+        frames = (~encoder["encoder_padding_mask"]).sum(dim=1).tolist()
+        for b, utterance in enumerate(hypotheses):
+            for hypothesis in utterance:
+                hypothesis["cif_weights"] = cif["alpha"][b, : frames[b]].cpu()
+        return hypotheses
 
     def _log_probs(self, logits: Tensor) -> Tensor:
         log_probs = torch.log_softmax(logits.float(), dim=-1)

@@ -87,6 +87,11 @@ class PoolingConformerEncoder(nn.Module):
         )
         self.pooling_layer_ids = set(pooling_layer_ids)
 
+    @property
+    def frame_stride(self) -> int:
+        """Input frames per encoder frame (8 for the paper: one conv layer and two poolings)."""
+        return 2 ** (len(self.subsampler.kernel_sizes) + len(self.pooling_layer_ids))
+
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """(B,) input frame counts -> (B,) encoder frame counts."""
         lengths = self.subsampler.output_lengths(lengths)
