@@ -9,11 +9,13 @@ INSTALLED := $(VENV)/.installed
 
 install: system-packages $(INSTALLED)
 
-# Debian packages: espeak-ng speaks the synthetic corpus. Checked on every run (instant when present).
+# Debian packages: espeak-ng speaks the synthetic corpus, fonts-wqy-microhei draws Chinese in plots.
+# Checked on every run (instant when present).
+SYSTEM_PACKAGES := espeak-ng fonts-wqy-microhei
 system-packages:
-	@command -v espeak-ng >/dev/null 2>&1 || { \
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES); }
 
 # Order matters: fairseq-fixed builds against the torch, numpy and cython already in the venv.
 $(INSTALLED): requirements.txt requirements-dev.txt setup.py

@@ -31,7 +31,7 @@ from cif_plugin.tasks.fbank_features import (
     load_waveform,
 )
 
-__all__ = ["token_times"]
+__all__ = ["FileDecoder", "add_decoding_arguments", "load", "token_times", "transcribe"]
 
 
 def token_times(
@@ -52,6 +52,7 @@ def token_times(
 
 
 def load(checkpoint: Path, data: Optional[Path], device: str):
+    """(model, task) of a checkpoint, on ``device``, in eval mode."""
     overrides = {"data": str(data)} if data else None
     try:
         models, _, task = checkpoint_utils.load_model_ensemble_and_task(
@@ -64,41 +65,82 @@ def load(checkpoint: Path, data: Optional[Path], device: str):
     return models[0].to(device).eval(), task
 
 
-def transcribe(paths: List[Path], model, task, args) -> List[Dict]:
-    transforms = CompositeAudioFeatureTransform.from_config_dict(
-        task.data_cfg.get_feature_transforms("test", False)
-    )
-    lm = task.load_language_model(args.lm_path) if args.lm_path else None
-    generator = CifGenerator(
-        model, task.target_dictionary, args.beam, 1, args.tail_threshold, lm, args.lm_weight
-    )
-    frame_seconds = FRAME_SHIFT_SECONDS * model.encoder.frame_stride
+class FileDecoder:
+    """Features -> best hypothesis for single audio files, with the task's evaluation transforms."""
+
+    def __init__(self, model, task, args):
+        self.model, self.task, self.device = model, task, args.device
+        config = task.data_cfg.get_feature_transforms("test", False)
+        self.transforms = CompositeAudioFeatureTransform.from_config_dict(config)
+        lm = task.load_language_model(args.lm_path) if args.lm_path else None
+        self.generator = CifGenerator(
+            model, task.target_dictionary, args.beam, 1, args.tail_threshold, lm, args.lm_weight
+        )
+        self.frame_seconds = FRAME_SHIFT_SECONDS * model.encoder.frame_stride
+
+    def decode(self, path: Path) -> Dict:
+        """features (frames, 80), duration (s), symbols, fire_frames, cif_weights (encoder frames), score."""
+        waveform = load_waveform(path)
+        features = kaldi_fbank(waveform)
+        model_input = self.transforms(features) if self.transforms is not None else features
+        src_tokens = torch.from_numpy(model_input).unsqueeze(0).to(self.device)
+        src_lengths = torch.tensor([len(model_input)], device=self.device)
+        best = self.generator.generate(
+            [self.model], {"net_input": {"src_tokens": src_tokens, "src_lengths": src_lengths}}
+        )[0][0]
+        tokens = [t for t in best["tokens"].tolist() if t != self.task.target_dictionary.eos()]
+        return {
+            "features": features,
+            "duration": waveform.shape[1] / SAMPLE_RATE,
+            "symbols": [self.task.target_dictionary[t] for t in tokens],
+            "fire_frames": best["fire_frames"][: len(tokens)].tolist(),
+            "cif_weights": best["cif_weights"].numpy(),
+            "score": float(best["score"]),
+        }
+
+
+def transcribe(paths: List[Path], decoder: FileDecoder, onset: float, join: bool) -> List[Dict]:
     results = []
     for path in paths:
-        waveform = load_waveform(path)
-        duration = waveform.shape[1] / SAMPLE_RATE
-        features = kaldi_fbank(waveform)
-        features = transforms(features) if transforms is not None else features
-        src_tokens = torch.from_numpy(features).unsqueeze(0).to(args.device)
-        src_lengths = torch.tensor([len(features)], device=args.device)
-        sample = {"net_input": {"src_tokens": src_tokens, "src_lengths": src_lengths}}
-        best = generator.generate([model], sample)[0][0]
-        tokens = [t for t in best["tokens"].tolist() if t != task.target_dictionary.eos()]
-        frames = best["fire_frames"][: len(tokens)].tolist()
-        times = token_times(frames, best["cif_weights"].numpy(), frame_seconds, args.onset, duration)
-        symbols = [task.target_dictionary[t] for t in tokens]
+        decoded = decoder.decode(path)
+        times = token_times(
+            decoded["fire_frames"], decoded["cif_weights"], decoder.frame_seconds, onset, decoded["duration"]
+        )
+        symbols = decoded["symbols"]
         results.append(
             {
                 "file": str(path),
-                "duration": round(duration, 3),
-                "text": "".join(symbols) if args.join else " ".join(symbols),
-                "score": round(float(best["score"]), 4),
+                "duration": round(decoded["duration"], 3),
+                "text": "".join(symbols) if join else " ".join(symbols),
+                "score": round(decoded["score"], 4),
                 "tokens": [
                     {"token": s, "start": a, "end": b} for s, (a, b) in zip(symbols, times, strict=True)
                 ],
             }
         )
     return results
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared with plot_alignment.py."""
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, help="a trained s2t_cif_transformer checkpoint"
+    )
+    parser.add_argument(
+        "--data", type=Path, help="folder with config.yaml and dict.txt (default: the checkpoint's)"
+    )
+    parser.add_argument("--beam", type=int, default=10, help="beam size (1: greedy)")
+    parser.add_argument("--tail-threshold", type=float, default=0.4, help="CIF tail firing threshold")
+    parser.add_argument(
+        "--lm-path", help="fairseq LM checkpoint over the same dictionary, for shallow fusion"
+    )
+    parser.add_argument("--lm-weight", type=float, default=0.0, help="LM weight in shallow fusion")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+
+def quiet_logging() -> None:
+    logging.getLogger("fairseq").setLevel(logging.WARNING)
+    logging.getLogger("cif_plugin").setLevel(logging.WARNING)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -108,28 +150,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "audio", type=Path, nargs="+", help="audio files (wav, flac, ... any rate, mono or stereo)"
     )
-    parser.add_argument(
-        "--checkpoint", type=Path, required=True, help="a trained s2t_cif_transformer checkpoint"
-    )
-    parser.add_argument(
-        "--data", type=Path, help="folder with config.yaml and dict.txt (default: the checkpoint's)"
-    )
+    add_decoding_arguments(parser)
     parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
-    parser.add_argument("--beam", type=int, default=10, help="beam size (1: greedy)")
-    parser.add_argument("--tail-threshold", type=float, default=0.4, help="CIF tail firing threshold")
-    parser.add_argument(
-        "--lm-path", help="fairseq LM checkpoint over the same dictionary, for shallow fusion"
-    )
-    parser.add_argument("--lm-weight", type=float, default=0.0, help="LM weight in shallow fusion")
     parser.add_argument("--onset", type=float, default=0.1, help="CIF weight at which a token starts")
     parser.add_argument("--no-join", dest="join", action="store_false", help="separate the tokens by spaces")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     args = parser.parse_args(argv)
-    logging.getLogger("fairseq").setLevel(logging.WARNING)
-    logging.getLogger("cif_plugin").setLevel(logging.WARNING)
+    quiet_logging()
     model, task = load(args.checkpoint, args.data, args.device)
     try:
-        results = transcribe(args.audio, model, task, args)
+        results = transcribe(args.audio, FileDecoder(model, task, args), args.onset, args.join)
     except AudioError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
