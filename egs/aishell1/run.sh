@@ -49,13 +49,9 @@ exp=$recipe_dir/exp/cif_$tag
 mkdir -p "$exp"
 cd "$repo"
 
-run_stage() {  # run_stage N "description": true when stage N is selected and not done yet
-  local n=$1 marker="$exp/.stage$1.done"
-  [ "$n" -ge "$stage" ] && [ "$n" -le "$stop_stage" ] || return 1
-  if [ -f "$marker" ]; then echo "Stage $n: $2 (done before, skipped)"; return 1; fi
-  echo "Stage $n: $2"
-}
-mark_done() { touch "$exp/.stage$1.done"; }
+stage_dir=$exp
+# shellcheck source=../stages.sh
+. "$recipe_dir/../stages.sh"
 conf_options() { grep -hv -e '^\s*#' -e '^\s*$' "$@" | tr '\n' ' '; }
 
 if $tiny && run_stage 0 "synthesise a small AISHELL-1-shaped corpus"; then

@@ -35,13 +35,9 @@ exp=$recipe_dir/exp/cif_tiny
 mkdir -p "$recipe_dir/data" "$exp"
 cd "$repo"
 
-run_stage() {  # run_stage N "description": true when stage N is selected and not done yet
-  local n=$1 marker="$recipe_dir/exp/.stage$1.done"
-  [ "$n" -ge "$stage" ] && [ "$n" -le "$stop_stage" ] || return 1
-  if [ -f "$marker" ]; then echo "Stage $n: $2 (done before, skipped)"; return 1; fi
-  echo "Stage $n: $2"
-}
-mark_done() { touch "$recipe_dir/exp/.stage$1.done"; }
+stage_dir=$exp
+# shellcheck source=../stages.sh
+. "$recipe_dir/../stages.sh"
 
 if run_stage 1 "synthesise number and date phrases with espeak-ng"; then
   # shellcheck disable=SC2086
