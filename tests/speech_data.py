@@ -10,7 +10,7 @@ manifests, a fairseq dictionary and the YAML data config, as the AISHELL-1 prepa
 import csv
 import shutil
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 
@@ -35,8 +35,8 @@ def write_dataset(
     templates = rng.normal(0.0, 1.0, size=(len(CHARACTERS), NUM_BINS)).astype(np.float32) * 2.0
     root.mkdir(parents=True, exist_ok=True)
     utterances = {}
+    rows = {split: [] for split in splits}  # (id, text, speaker) per split
     for split, count in splits.items():
-        rows = []
         for index in range(count):
             chars = rng.integers(0, len(CHARACTERS), size=rng.integers(min_chars, max_chars + 1))
             segments = [
@@ -47,13 +47,14 @@ def write_dataset(
             features = np.concatenate([silence, *segments, silence]).astype(np.float32)
             utt_id = f"{split}_{index:04d}"
             utterances[utt_id] = features
-            rows.append(
-                {"id": utt_id, "text": " ".join(CHARACTERS[c] for c in chars), "speaker": f"S{index % 3}"}
-            )
-        _write_manifest_rows(root, split, rows)
-    offsets = write_feature_zip(root / "fbank80.zip", utterances.items(), relative_to=root)
-    for split in splits:
-        _finish_manifest(root, split, offsets, utterances)
+            rows[split].append((utt_id, " ".join(CHARACTERS[c] for c in chars), f"S{index % 3}"))
+    addresses = write_feature_zip(root / "fbank80.zip", utterances.items(), relative_to=root)
+    for split, split_rows in rows.items():
+        with open(root / f"{split}.tsv", "w", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
+            writer.writerow(["id", "audio", "n_frames", "tgt_text", "speaker"])
+            for utt_id, text, speaker in split_rows:
+                writer.writerow([utt_id, addresses[utt_id], len(utterances[utt_id]), text, speaker])
     _write_dictionary(root / "dict.txt")
     write_data_config(root, utterance_cmvn=True)
     return root
@@ -76,25 +77,6 @@ def write_data_config(root: Path, utterance_cmvn: bool = False) -> None:
     transforms = "transforms:\n  '*':\n  - utterance_cmvn\n" if utterance_cmvn else ""
     text = f"input_channels: 1\ninput_feat_per_channel: {NUM_BINS}\nvocab_filename: dict.txt\n{transforms}"
     (root / "config.yaml").write_text(text)
-
-
-def _write_manifest_rows(root: Path, split: str, rows: List[dict]) -> None:
-    (root / f"{split}.rows").write_text(
-        "\n".join(f"{r['id']}\t{r['text']}\t{r['speaker']}" for r in rows) + "\n"
-    )
-
-
-def _finish_manifest(
-    root: Path, split: str, offsets: Dict[str, str], utterances: Dict[str, np.ndarray]
-) -> None:
-    rows_file = root / f"{split}.rows"
-    with open(root / f"{split}.tsv", "w", newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
-        writer.writerow(["id", "audio", "n_frames", "tgt_text", "speaker"])
-        for line in rows_file.read_text().splitlines():
-            utt_id, text, speaker = line.split("\t")
-            writer.writerow([utt_id, offsets[utt_id], len(utterances[utt_id]), text, speaker])
-    rows_file.unlink()
 
 
 def _write_dictionary(path: Path) -> None:
