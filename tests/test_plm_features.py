@@ -1,0 +1,123 @@
+"""scripts/extract_plm_features.py and the feature store, with a tiny random BERT made here."""
+
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizer
+
+from cif_plugin.modules.plm_feature_store import PlmFeatureStore
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "extract_plm_features.py"
+# The tiny BERT knows half of the synthetic characters and two Latin letters.
+VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"零一二三四", "a", "b"]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    (folder / "vocab.txt").write_text("\n".join(VOCABULARY) + "\n", encoding="utf-8")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    config = BertConfig(vocab_size=len(VOCABULARY), max_position_embeddings=64, **sizes)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def _data_with_latin(tiny_data: Path, root: Path) -> Path:
+    data = root / "data"
+    shutil.copytree(tiny_data, data)
+    rows = "id\taudio\tn_frames\ttgt_text\tspeaker\n" + "x1\tz\t1\ta 零 ｔ b 九\tS\nx2\tz\t1\tb\tS\n"
+    (data / "extra.tsv").write_text(rows, encoding="utf-8")
+    return data
+
+
+def _extract(data: Path, bert: Path, *extra: str):
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--data",
+        str(data),
+        "--plm",
+        str(bert),
+        "--batch-size",
+        "5",
+        *extra,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def _direct_features(bert: Path, tokens):
+    tokenizer, model = AutoTokenizer.from_pretrained(bert), AutoModel.from_pretrained(bert).eval()
+    ids = [tokenizer.cls_token_id] + tokenizer.convert_tokens_to_ids(tokens) + [tokenizer.sep_token_id]
+    with torch.no_grad():
+        return model(torch.tensor([ids])).last_hidden_state[0].numpy()
+
+
+def _manifest_tokens(path: Path):
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    return {line.split("\t")[0]: line.split("\t")[3].split() for line in lines}
+
+
+@pytest.fixture(scope="module")
+def extracted(tiny_data, tiny_bert, tmp_path_factory):
+    data = _data_with_latin(tiny_data, tmp_path_factory.mktemp("plm"))
+    result = _extract(data, tiny_bert)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return data, result.stdout
+
+
+def test_one_vector_per_token_plus_cls_and_sep(extracted):
+    data, log = extracted
+    store = PlmFeatureStore(data / "plm_features")
+    assert store.meta["dim"] == 32 and store.meta["layer"] == -1
+    for split in ("train", "dev", "extra"):
+        for utt_id, tokens in _manifest_tokens(data / f"{split}.tsv").items():
+            assert store[utt_id].shape == (len(tokens) + 2, 32), utt_id
+    assert "extra: 2 utterances in the store (2 extracted now, 2 unknown tokens)" in log  # ｔ and 九
+
+
+def test_store_round_trips_the_plm_output(extracted, tiny_bert):
+    data, _ = extracted
+    store = PlmFeatureStore(data / "plm_features")
+    for utt_id, tokens in list(_manifest_tokens(data / "dev.tsv").items())[:3] + [
+        ("x1", "a 零 ｔ b 九".split())
+    ]:
+        np.testing.assert_allclose(
+            store[utt_id].astype(np.float32), _direct_features(tiny_bert, tokens), atol=1e-3
+        )
+    assert store.missing(["x1", "nope"]) == ["nope"]
+    assert np.array_equal(pickle.loads(pickle.dumps(store))["x2"], store["x2"])  # what a worker receives
+
+
+def test_resume_after_a_kill_keeps_the_store_exact(extracted, tiny_bert, tmp_path):
+    data, _ = extracted
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    store_dir = copy / "plm_features"
+    index = (store_dir / "train.index.tsv").read_text().splitlines()
+    (store_dir / "train.index.tsv").write_text(
+        "\n".join(index[:-4]) + "\n"
+    )  # killed before indexing 4 utterances
+    with open(store_dir / "train.f16", "ab") as data_file:
+        data_file.write(b"\x00" * 70)  # and in the middle of writing rows
+    result = _extract(copy, tiny_bert, "--splits", "train")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train: 24 utterances in the store (4 extracted now" in result.stdout
+    resumed, original = PlmFeatureStore(store_dir), PlmFeatureStore(data / "plm_features")
+    for utt_id in _manifest_tokens(copy / "train.tsv"):
+        np.testing.assert_array_equal(resumed[utt_id], original[utt_id])
+    rows = sum(len(original[u]) for u in _manifest_tokens(copy / "train.tsv"))
+    assert (store_dir / "train.f16").stat().st_size == rows * 32 * 2
+
+
+def test_store_of_another_layer_is_refused(extracted, tiny_bert):
+    data, _ = extracted
+    result = _extract(data, tiny_bert, "--layer", "1", "--splits", "dev")
+    assert result.returncode != 0 and "use another folder" in result.stderr
