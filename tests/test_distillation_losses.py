@@ -1,0 +1,62 @@
+"""ACD and LRD against hand computations and the reference's direct N x K x D formulation."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cif_plugin.criterions.distillation_losses import acd_loss, lrd_loss, negative_count, sample_negatives
+
+
+def test_identical_student_and_teacher_with_orthogonal_negatives_give_zero_loss():
+    features = torch.eye(6)  # every token orthogonal to every other
+    negatives = sample_negatives(6, 4, torch.Generator().manual_seed(0))
+    loss, correct = acd_loss(features, features.clone(), negatives, temperature=0.02, remove_overlap=True)
+    assert loss.item() < 1e-15 and correct.item() == 6
+
+
+def test_a_self_negative_does_not_change_the_loss_with_remove_overlap():
+    generator = torch.Generator().manual_seed(1)
+    student, teacher = torch.randn(5, 8, generator=generator), torch.randn(5, 8, generator=generator)
+    others = torch.tensor([[1, 2], [0, 2], [3, 4], [4, 0], [1, 3]])
+    with_self = torch.cat([others, torch.arange(5).unsqueeze(1)], dim=1)  # each anchor also drew itself
+    base, _ = acd_loss(student, teacher, others, 0.1, remove_overlap=True)
+    selfed, _ = acd_loss(student, teacher, with_self, 0.1, remove_overlap=True)
+    torch.testing.assert_close(selfed, base)
+    counted, _ = acd_loss(student, teacher, with_self, 0.1, remove_overlap=False)
+    assert counted > base
+
+
+def test_equals_the_direct_n_by_k_by_d_computation():
+    generator = torch.Generator().manual_seed(2)
+    student, teacher = torch.randn(7, 16, generator=generator), torch.randn(7, 16, generator=generator)
+    negatives = sample_negatives(7, 5, generator)
+    loss, correct = acd_loss(student, teacher, negatives, 0.05, remove_overlap=True)
+    # The reference: gather an N x K x D tensor of negatives and take cosines one by one.
+    expected, expected_correct = 0.0, 0
+    for n in range(7):
+        positive = F.cosine_similarity(student[n], teacher[n], dim=0, eps=1e-6)
+        negative_rows = teacher[negatives[n]]  # (K, D)
+        negative = F.cosine_similarity(student[n].expand_as(negative_rows), negative_rows, dim=1, eps=1e-6)
+        negative[negatives[n] == n] = -math.inf
+        logits = torch.cat([positive.view(1), negative]) / 0.05
+        expected += -torch.log_softmax(logits, 0)[0].item()
+        expected_correct += int(logits.argmax() == 0)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert correct.item() == expected_correct
+
+
+def test_negatives_are_distinct_and_reduced_for_small_batches():
+    negatives = sample_negatives(10, 8, torch.Generator().manual_seed(3))
+    assert negatives.shape == (10, 8) and all(len(set(row.tolist())) == 8 for row in negatives)
+    assert negative_count(950, 700) == 700 and negative_count(700, 700) == 560 and negative_count(3, 700) == 2
+
+
+def test_lrd_against_hand_computation():
+    student = torch.tensor([[[1.0, 2.0], [0.0, 0.0]], [[1.0, 1.0], [3.0, 0.0]]])
+    teacher = torch.tensor([[[0.0, 2.0], [5.0, 5.0]], [[1.0, 3.0], [0.0, 4.0]]])
+    valid = torch.tensor([[True, False], [True, True]])
+    # valid squared errors: (1 + 0), (0 + 4), (9 + 16)
+    assert lrd_loss(student, teacher, valid, dim_scaling=False).item() == 1 + 4 + 25
+    assert lrd_loss(student, teacher, valid, dim_scaling=True).item() == (1 + 4 + 25) / 2
