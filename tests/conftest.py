@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizer
 
 from fairseq_setup import PLUGIN_DIR
 from speech_data import write_aishell_sized_data_dir, write_dataset
@@ -34,3 +36,19 @@ def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return save_dir / "checkpoint_last.pt"
+
+
+# The tiny BERT knows half of the synthetic characters and two Latin letters.
+VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"零一二三四", "a", "b"]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    (folder / "vocab.txt").write_text("\n".join(VOCABULARY) + "\n", encoding="utf-8")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    config = BertConfig(vocab_size=len(VOCABULARY), max_position_embeddings=64, **sizes)
+    BertModel(config).save_pretrained(folder)
+    return folder

@@ -9,25 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizer
+from transformers import AutoModel, AutoTokenizer
 
 from cif_plugin.modules.plm_feature_store import PlmFeatureStore
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "extract_plm_features.py"
-# The tiny BERT knows half of the synthetic characters and two Latin letters.
-VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"零一二三四", "a", "b"]
-
-
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    (folder / "vocab.txt").write_text("\n".join(VOCABULARY) + "\n", encoding="utf-8")
-    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
-    torch.manual_seed(0)
-    sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    config = BertConfig(vocab_size=len(VOCABULARY), max_position_embeddings=64, **sizes)
-    BertModel(config).save_pretrained(folder)
-    return folder
 
 
 def _data_with_latin(tiny_data: Path, root: Path) -> Path:

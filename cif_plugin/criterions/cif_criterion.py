@@ -3,8 +3,9 @@
 loss = CE + ctc_loss_lambda * CTC + quantity_loss_lambda * |sum(alpha) - target length|, all sums
 over the batch; fairseq divides by ``sample_size`` = target tokens including ``</s>``. In
 validation the criterion also counts teacher-forced token and word errors, so
-``--best-checkpoint-metric wer`` selects on them. The distillation terms of the paper (ACD, LRD)
-plug in as further terms of ``compute_terms``.
+``--best-checkpoint-metric wer`` selects on them. Hierarchical distillation (spec 3.6-3.8) adds
+cif_contrastive_dis_cos_loss_lambda * ACD + dec_state_dis_loss_lambda * LRD, read from the batch's
+``plm_features`` (the task loads them when one of the two is on).
 """
 
 import math
@@ -27,11 +28,19 @@ from .cif_losses import (
     strip_target,
     teacher_forced_predictions,
 )
+from .distillation_losses import acd_loss, aligned_teacher, lrd_loss, negative_count, sample_negatives
 
 __all__ = ["CifCriterion", "CifCriterionConfig"]
 
 # Logged loss terms, each divided by sample_size and by ln 2 (bits per target token, as fairseq).
-LOSS_TERMS = ("loss", "ce_loss", "ctc_loss", "quantity_loss")
+LOSS_TERMS = (
+    "loss",
+    "ce_loss",
+    "ctc_loss",
+    "quantity_loss",
+    "cif_contrastive_dis_cos_loss",
+    "dec_state_dis_loss",
+)
 ERROR_COUNTS = ("c_errors", "c_total", "w_errors", "w_total")
 
 
@@ -57,6 +66,33 @@ class CifCriterionConfig(FairseqDataclass):
             "word) or any fairseq post-process symbol (sentencepiece, letter, ...)"
         },
     )
+    apply_cif_contrastive_dis_cos_loss: bool = field(
+        default=False, metadata={"help": "ACD: contrastive distillation of PLM features into the CIF vectors"}
+    )
+    cif_contrastive_dis_cos_loss_lambda: float = field(
+        default=0.0, metadata={"help": "weight of ACD (1.0 in the paper)"}
+    )
+    num_contrastive_negative_samples: int = field(
+        default=700,
+        metadata={"help": "ACD negatives per anchor (0.8 x the anchors when the batch has fewer)"},
+    )
+    contrastive_temperature: float = field(
+        default=0.1, metadata={"help": "ACD temperature tau (0.02 in the paper)"}
+    )
+    remove_overlap_in_negs: bool = field(
+        default=False,
+        metadata={"help": "ACD: an anchor's own PLM feature drawn as a negative does not count"},
+    )
+    apply_dec_state_dis_loss: bool = field(
+        default=False, metadata={"help": "LRD: regression of the decoder states onto the PLM features"}
+    )
+    dec_state_dis_loss_lambda: float = field(
+        default=0.0, metadata={"help": "weight of LRD (0.01 in the paper)"}
+    )
+    no_dim_scaling_for_mse_loss: bool = field(
+        default=False,
+        metadata={"help": "LRD sums squared errors over the feature dimensions instead of averaging"},
+    )
     sentence_avg: bool = II("optimization.sentence_avg")
 
 
@@ -71,16 +107,27 @@ class CifCriterion(FairseqCriterion):
         self.blank = ctc_blank_index(dictionary)
         self.not_predicted = [self.blank, self.pad, self.eos]
 
+    @property
+    def needs_plm_features(self) -> bool:
+        """Whether batches must carry PLM features (the task reads this)."""
+        return self.cfg.apply_cif_contrastive_dis_cos_loss or self.cfg.apply_dec_state_dis_loss
+
     def forward(self, model, sample, reduce=True):
         """Returns (loss, sample_size, logging_output) with summed values."""
         net_output = model(**sample["net_input"], target_lengths=sample["target_lengths"])
         terms = self.compute_terms(net_output, sample)
         loss = terms["ce_loss"] + sum(weight * terms[name] for name, weight in self.term_weights().items())
+        counts = {
+            name: int(terms.pop(name))
+            for name in ("contrastive_correct", "contrastive_total")
+            if name in terms
+        }
         sample_size = sample["nsentences"] if self.cfg.sentence_avg else sample["ntokens"]
         logging_output = {
             "loss": loss.item() if reduce else loss.detach(),
             **{name: value.item() for name, value in terms.items() if name not in ("ce_loss", "nll_loss")},
             "ce_loss": terms["nll_loss"].item(),  # unsmoothed, as the reference logs it
+            **counts,
             "ntokens": sample["ntokens"],
             "nsentences": sample["nsentences"],
             "sample_size": sample_size,
@@ -96,6 +143,10 @@ class CifCriterion(FairseqCriterion):
             weights["ctc_loss"] = self.cfg.ctc_loss_lambda
         if not self.cfg.no_quantity_loss:
             weights["quantity_loss"] = self.cfg.quantity_loss_lambda
+        if self.cfg.apply_cif_contrastive_dis_cos_loss:
+            weights["cif_contrastive_dis_cos_loss"] = self.cfg.cif_contrastive_dis_cos_loss_lambda
+        if self.cfg.apply_dec_state_dis_loss:
+            weights["dec_state_dis_loss"] = self.cfg.dec_state_dis_loss_lambda
         return weights
 
     def compute_terms(self, net_output, sample) -> Dict[str, torch.Tensor]:
@@ -111,6 +162,45 @@ class CifCriterion(FairseqCriterion):
             )  # fmt: skip
         if not self.cfg.no_quantity_loss:
             terms["quantity_loss"] = quantity_loss_sum(net_output["quantity"], target_lengths)
+        if self.needs_plm_features:
+            terms.update(self.distillation_terms(net_output, sample))
+        return terms
+
+    def distillation_terms(self, net_output, sample) -> Dict[str, torch.Tensor]:
+        """ACD and LRD (spec 3.6-3.8); the masks and truncation widths stay separate variables."""
+        if "plm_features" not in sample:
+            raise KeyError(
+                "the batch has no plm_features: train with --task speech_to_text_cif and a PLM store"
+            )
+        plm = sample["plm_features"]
+        cif_valid = ~net_output["cif_padding_mask"]  # (B, N)
+        terms = {}
+        if self.cfg.apply_cif_contrastive_dis_cos_loss:
+            features = _distill_output(net_output, "cif_distill_features")
+            width = min(plm.size(1) - 1, features.size(1))
+            anchors = cif_valid[:, :width]
+            student, teacher = features[:, :width][anchors], aligned_teacher(plm, width)[anchors]
+            count = negative_count(len(student), self.cfg.num_contrastive_negative_samples)
+            if count >= 1:
+                negatives = sample_negatives(len(student), count, device=student.device)
+                loss, correct = acd_loss(
+                    student,
+                    teacher,
+                    negatives,
+                    self.cfg.contrastive_temperature,
+                    self.cfg.remove_overlap_in_negs,
+                )
+            else:  # a single anchor has no negative
+                loss, correct = student.new_zeros((), dtype=torch.float32), torch.zeros((), dtype=torch.long)
+            terms.update(cif_contrastive_dis_cos_loss=loss, contrastive_correct=correct)
+            terms["contrastive_total"] = torch.tensor(len(student))
+        if self.cfg.apply_dec_state_dis_loss:
+            states = _distill_output(net_output, "decoder_distill_states")
+            width = min(plm.size(1) - 1, states.size(1))
+            terms["dec_state_dis_loss"] = lrd_loss(
+                states[:, :width], aligned_teacher(plm, width), cif_valid[:, :width],
+                dim_scaling=not self.cfg.no_dim_scaling_for_mse_loss,
+            )  # fmt: skip
         return terms
 
     def error_counts(self, net_output, sample) -> Dict[str, int]:
@@ -142,6 +232,12 @@ class CifCriterion(FairseqCriterion):
                 metrics.log_scalar(
                     name, total(name) / max(sample_size, 1) / math.log(2), sample_size, round=3
                 )
+        if total("contrastive_total") > 0:  # counts summed over workers, then the ratio
+            metrics.log_scalar("contrastive_correct", total("contrastive_correct"))
+            metrics.log_scalar("contrastive_total", total("contrastive_total"))
+            metrics.log_derived(
+                "contrastive_accuracy", lambda m: _percent(m, "contrastive_correct", "contrastive_total")
+            )
         metrics.log_scalar("ntokens", total("ntokens"))
         metrics.log_scalar("nsentences", total("nsentences"))
         if total("c_total") > 0:
@@ -153,6 +249,12 @@ class CifCriterion(FairseqCriterion):
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
         return True
+
+
+def _distill_output(net_output, name: str) -> torch.Tensor:
+    if name not in net_output:
+        raise KeyError(f"the model has no {name}: distillation needs --apply-bert-distill")
+    return net_output[name]
 
 
 def _percent(meters, errors: str, total: str) -> float:

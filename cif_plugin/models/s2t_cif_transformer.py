@@ -92,6 +92,19 @@ class S2TCifTransformerConfig(FairseqDataclass):
         "full", "NAR decoder self-attention: full or causal"
     )
     add_pos_to_cif: bool = _option(False, "NAR decoder: add positions to the CIF vectors")
+    # Distillation heads (spec 2.6): only those of the distillation losses that are on exist, so
+    # every parameter gets a gradient (plain DDP works). The task sets the two distill_* flags from
+    # the cif criterion's --apply-cif-contrastive-dis-cos-loss and --apply-dec-state-dis-loss.
+    apply_bert_distill: bool = _option(
+        False, "distil PLM features into the model (ACD/LRD options of the cif criterion)"
+    )
+    bert_distill_feat_dim: int = _option(768, "dimension of the PLM features (768 for bert-base-chinese)")
+    distill_cif_outputs: bool = _option(
+        False, "a projection of the CIF vectors to the PLM dimension, for ACD"
+    )
+    distill_decoder_states: bool = _option(
+        False, "a projection of the decoder states to the PLM dimension, for LRD"
+    )
     fetch_decoder_states_from: ChoiceEnum(["tfm_outputs", "pre_final_output_proj"]) = _option(
         "tfm_outputs",
         "decoder states for distillation: after the final norm, or the vocabulary projection's input",
@@ -118,9 +131,18 @@ class S2TCifTransformerModel(BaseFairseqModel):
         decoder (CifArDecoder | CifNarDecoder): CIF vectors -> token logits.
     """
 
-    def __init__(self, encoder: PoolingConformerEncoder, ctc_proj: nn.Linear, cif: Cif, decoder: nn.Module):
+    def __init__(
+        self,
+        encoder: PoolingConformerEncoder,
+        ctc_proj: nn.Linear,
+        cif: Cif,
+        decoder: nn.Module,
+        cif_distill_proj: Optional[nn.Linear] = None,
+        decoder_distill_proj: Optional[nn.Linear] = None,
+    ):
         super().__init__()
         self.encoder, self.ctc_proj, self.cif, self.decoder = encoder, ctc_proj, cif, decoder
+        self.cif_distill_proj, self.decoder_distill_proj = cif_distill_proj, decoder_distill_proj
 
     @classmethod
     def add_args(cls, parser):
@@ -171,7 +193,18 @@ class S2TCifTransformerModel(BaseFairseqModel):
             tail_threshold=cfg.tail_handling_firing_threshold,
         )
         decoder = cls.build_decoder(cfg, dictionary, task.args.max_target_positions)
-        return cls(encoder, ctc_proj, cif, decoder)
+        distill = cfg.apply_bert_distill
+        cif_distill_proj = (
+            nn.Linear(cfg.cif_embedding_dim, cfg.bert_distill_feat_dim)
+            if distill and cfg.distill_cif_outputs
+            else None
+        )
+        decoder_distill_proj = (
+            nn.Linear(cfg.decoder_embed_dim, cfg.bert_distill_feat_dim)
+            if distill and cfg.distill_decoder_states
+            else None
+        )
+        return cls(encoder, ctc_proj, cif, decoder, cif_distill_proj, decoder_distill_proj)
 
     @staticmethod
     def build_decoder(cfg: S2TCifTransformerConfig, dictionary, max_target_positions: int) -> nn.Module:
@@ -250,18 +283,25 @@ class S2TCifTransformerModel(BaseFairseqModel):
 
         Returns:
             dict: the encoder, CTC and CIF entries of the ``forward_*`` methods plus
-            ``decoder_logits`` (B, M, V) and ``decoder_states`` (B, M, D).
+            ``decoder_logits`` (B, M, V) and ``decoder_states`` (B, M, D); with distillation heads
+            also ``cif_distill_features`` (B, N, P) and ``decoder_distill_states`` (B, M, P).
         """
         encoder = self.forward_encoder(src_tokens, src_lengths)
         cif = self.forward_cif(encoder, target_lengths)
         decoder_logits, extra = self.decoder(prev_output_tokens, encoder_out=cif)
-        return {
+        output = {
             **encoder,
             **cif,
             "ctc_logits": self.forward_ctc(encoder["encoder_out"]),
             "decoder_logits": decoder_logits,
             "decoder_states": extra["decoder_states"],
         }
+        if self.cif_distill_proj is not None:
+            valid = (~cif["cif_padding_mask"]).unsqueeze(-1).to(cif["cif_out"].dtype)
+            output["cif_distill_features"] = self.cif_distill_proj(cif["cif_out"] * valid)
+        if self.decoder_distill_proj is not None:
+            output["decoder_distill_states"] = self.decoder_distill_proj(extra["decoder_states"])
+        return output
 
     def max_positions(self):
         return (self.encoder.max_source_positions, self.decoder.max_positions())

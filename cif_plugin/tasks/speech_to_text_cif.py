@@ -20,7 +20,9 @@ from fairseq.tasks.speech_to_text import SpeechToTextTask
 from omegaconf import DictConfig, open_dict
 
 from ..generation import CifGenerator
+from ..modules.plm_feature_store import PlmFeatureStore
 from .audio_manifest_check import find_unreadable_rows
+from .plm_feature_dataset import PlmFeatureDataset
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,12 @@ class SpeechToTextCifTask(SpeechToTextTask):
     def add_args(cls, parser):
         super().add_args(parser)
         parser.add_argument(
+            "--plm-feature-dir",
+            default=None,
+            help="PLM feature store for distillation (scripts/extract_plm_features.py); default "
+            "<data>/plm_features; read only when the criterion has a distillation loss on",
+        )
+        parser.add_argument(
             "--decoding-tail-threshold",
             type=float,
             default=0.4,
@@ -46,6 +54,23 @@ class SpeechToTextCifTask(SpeechToTextTask):
     def __init__(self, args, tgt_dict):
         super().__init__(args, tgt_dict)
         self.data_cfg.config.setdefault("audio_root", str(Path(args.data).resolve()))
+        self.plm_store = None  # opened by build_criterion when a distillation loss needs it
+
+    def build_criterion(self, args):
+        criterion = super().build_criterion(args)
+        if getattr(criterion, "needs_plm_features", False):
+            folder = getattr(self.args, "plm_feature_dir", None) or Path(self.args.data) / "plm_features"
+            self.plm_store = PlmFeatureStore(folder)
+            expected = getattr(self.args, "bert_distill_feat_dim", self.plm_store.dim)
+            if self.plm_store.dim != expected:
+                raise ValueError(
+                    f"{folder} holds {self.plm_store.dim}-d features of {self.plm_store.meta['model']}, "
+                    f"but --bert-distill-feat-dim is {expected}"
+                )
+            logger.info(
+                f"PLM features for distillation: {folder} ({self.plm_store.meta['model']}, {expected}-d)"
+            )
+        return criterion
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
@@ -61,6 +86,15 @@ class SpeechToTextCifTask(SpeechToTextTask):
                 f"{len(problems)} row(s) of {manifest} point to missing or unreadable data:\n{listed}{more}\n"
                 "Re-run the data preparation, or remove these rows from the manifest."
             )
+        if self.plm_store is not None:
+            missing = self.plm_store.missing(dataset.ids)
+            if missing:
+                raise KeyError(
+                    f"{len(missing)} utterance(s) of {split} have no PLM features in "
+                    f"{self.plm_store.folder}, e.g. {missing[:_REPORTED_ROWS]}: "
+                    "run scripts/extract_plm_features.py on this split"
+                )
+            self.datasets[split] = PlmFeatureDataset(dataset, self.plm_store)
 
     def get_batch_iterator(self, dataset, *args, **kwargs):
         _keep_every_sample(dataset)
@@ -93,6 +127,11 @@ class SpeechToTextCifTask(SpeechToTextTask):
             input_feat_per_channel=self.data_cfg.input_feat_per_channel,
             input_channels=self.data_cfg.input_channels,
         )
+        # Distillation heads exist only for the losses that are on (legacy tasks see every option).
+        if getattr(self.args, "apply_cif_contrastive_dis_cos_loss", False):
+            values["distill_cif_outputs"] = True
+        if getattr(self.args, "apply_dec_state_dis_loss", False):
+            values["distill_decoder_states"] = True
         if isinstance(cfg, DictConfig):
             with open_dict(cfg):
                 cfg.update(values)
