@@ -23,12 +23,12 @@ from .cif_losses import (
     cross_entropy_sum,
     ctc_blank_index,
     ctc_loss_sum,
-    edit_errors,
     quantity_loss_sum,
     strip_target,
     teacher_forced_predictions,
 )
 from .distillation_losses import acd_loss, aligned_teacher, lrd_loss, negative_count, sample_negatives
+from .error_rates import count_errors, log_error_rates, percent
 
 __all__ = ["CifCriterion", "CifCriterionConfig"]
 
@@ -41,7 +41,6 @@ LOSS_TERMS = (
     "cif_contrastive_dis_cos_loss",
     "dec_state_dis_loss",
 )
-ERROR_COUNTS = ("c_errors", "c_total", "w_errors", "w_total")
 
 
 @dataclass
@@ -209,12 +208,7 @@ class CifCriterion(FairseqCriterion):
             hypotheses = teacher_forced_predictions(
                 net_output["decoder_logits"], net_output["fire_counts"], self.not_predicted
             )
-        references = strip_target(sample["target"], self.not_predicted)
-        c_errors, c_total = edit_errors(hypotheses, references)
-        w_errors, w_total = edit_errors(
-            [self.words(tokens) for tokens in hypotheses], [self.words(tokens) for tokens in references]
-        )
-        return {"c_errors": c_errors, "c_total": c_total, "w_errors": w_errors, "w_total": w_total}
+        return count_errors(hypotheses, strip_target(sample["target"], self.not_predicted), self.words)
 
     def words(self, tokens: List[int]) -> List[str]:
         if self.cfg.post_process == "char":
@@ -236,15 +230,11 @@ class CifCriterion(FairseqCriterion):
             metrics.log_scalar("contrastive_correct", total("contrastive_correct"))
             metrics.log_scalar("contrastive_total", total("contrastive_total"))
             metrics.log_derived(
-                "contrastive_accuracy", lambda m: _percent(m, "contrastive_correct", "contrastive_total")
+                "contrastive_accuracy", lambda m: percent(m, "contrastive_correct", "contrastive_total")
             )
         metrics.log_scalar("ntokens", total("ntokens"))
         metrics.log_scalar("nsentences", total("nsentences"))
-        if total("c_total") > 0:
-            for key in ERROR_COUNTS:
-                metrics.log_scalar(key, total(key))
-            metrics.log_derived("uer", lambda meters: _percent(meters, "c_errors", "c_total"))
-            metrics.log_derived("wer", lambda meters: _percent(meters, "w_errors", "w_total"))
+        log_error_rates(total)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
@@ -255,8 +245,3 @@ def _distill_output(net_output, name: str) -> torch.Tensor:
     if name not in net_output:
         raise KeyError(f"the model has no {name}: distillation needs --apply-bert-distill")
     return net_output[name]
-
-
-def _percent(meters, errors: str, total: str) -> float:
-    count = meters[total].sum
-    return round(100.0 * meters[errors].sum / count, 3) if count > 0 else float("nan")

@@ -31,7 +31,7 @@ def ctc_loss_sum(
     blank: int,
     zero_infinity: bool = False,
 ) -> Tensor:
-    """Summed CTC loss, log-softmax in float32, cuDNN off (spec 3.3).
+    """Summed CTC loss, log-softmax in float32 (float64 stays float64), cuDNN off (spec 3.3).
 
     Args:
         ctc_logits (Tensor): (B, T, V).
@@ -40,7 +40,8 @@ def ctc_loss_sum(
         target_lengths (Tensor): (B,) target lengths.
         pad (int): padding index. blank (int): blank index. zero_infinity (bool): as in torch.
     """
-    log_probs = torch.log_softmax(ctc_logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
+    compute_dtype = torch.promote_types(ctc_logits.dtype, torch.float32)  # at least float32
+    log_probs = torch.log_softmax(ctc_logits.to(compute_dtype), dim=-1).transpose(0, 1)  # (T, B, V)
     input_lengths = (~encoder_padding_mask).sum(dim=1)
     flat_targets = targets.masked_select(targets.ne(pad))
     with torch.backends.cudnn.flags(enabled=False):

@@ -7,10 +7,10 @@ AISHELL-1 dictionary the model has 47,208,587 parameters (spec 2.8).
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
 
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import ChoiceEnum
 from fairseq.models import ARCH_CONFIG_REGISTRY, BaseFairseqModel, register_model, register_model_architecture
 from torch import Tensor, nn
 
@@ -18,106 +18,73 @@ from ..modules import Cif, CifWeightPredictor
 from ..modules.cif_decoder import CifArDecoder, CifNarDecoder, DecoderLayerOptions
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
 from .dataclass_arguments import add_dataclass_arguments
+from .s2t_encoder import (
+    TINY_ENCODER,
+    S2TEncoderConfig,
+    build_ctc_projection,
+    build_encoder,
+    fill_missing,
+    option,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["S2TCifTransformerConfig", "S2TCifTransformerModel"]
 
 
-def _option(default: Any, help_text: str):
-    return field(default=default, metadata={"help": help_text})
-
-
 @dataclass
-class S2TCifTransformerConfig(FairseqDataclass):
-    # Input: set by the task from the data config.
-    input_feat_per_channel: int = _option(80, "feature bins per frame (set by the task from the data config)")
-    input_channels: int = _option(1, "input channels (set by the task from the data config; must be 1)")
-    # Front end (spec 2.2).
-    frontend_type: ChoiceEnum(["conv2d"]) = _option("conv2d", "front end: ESPnet-style Conv2d subsampler")
-    conv2d_output_channels: str = _option("128", "comma-separated output channels of the Conv2d layers")
-    conv_kernel_sizes: str = _option("3", "comma-separated kernel sizes of the Conv2d layers (stride 2)")
-    # Encoder (spec 2.3).
-    encoder_embed_dim: int = _option(256, "encoder dimension")
-    encoder_ffn_embed_dim: int = _option(2048, "conformer feed-forward dimension")
-    encoder_layers: int = _option(15, "number of conformer blocks")
-    encoder_attention_heads: int = _option(4, "encoder attention heads")
-    dropout: float = _option(0.1, "dropout in the encoder and on the decoder input")
-    attention_dropout: float = _option(
-        0.1, "accepted for the paper's command line: conformer blocks use --dropout, the decoder its own"
-    )
-    activation_dropout: float = _option(
-        0.1, "accepted for the paper's command line: conformer blocks use --dropout, the decoder its own"
-    )
-    apply_conformer_encoder: bool = _option(True, "conformer blocks (the only encoder implemented)")
-    conformer_attn_type: ChoiceEnum(["espnet"]) = _option("espnet", "conformer attention implementation")
-    conformer_pos_enc_type: ChoiceEnum(["rel_pos"]) = _option("rel_pos", "conformer positional encoding")
-    conformer_depthwise_conv_kernel_size: int = _option(15, "odd kernel size of the conformer depthwise conv")
-    layer_downsampling: bool = _option(True, "max-pool over time after the blocks in --pooling-layer-ids")
-    pooling_layer_ids: str = _option("5,10", "comma-separated 1-based blocks followed by pooling")
-    no_scale_embedding: bool = _option(False, "do not scale the subsampler output by sqrt(encoder dim)")
+class S2TCifTransformerConfig(S2TEncoderConfig):
     # CIF (spec 2.4).
-    cif_embedding_dim: int = _option(256, "CIF output dimension (a bias-free Linear if != encoder dim)")
-    produce_weight_type: ChoiceEnum(["conv", "dense", "linear"]) = _option("conv", "CIF weight predictor")
-    cif_threshold: float = _option(0.99, "CIF firing threshold beta")
-    conv_cif_width: int = _option(3, "kernel width of the conv weight predictor")
-    conv_cif_output_channels_num: int = _option(256, "channels of the conv weight predictor")
-    conv_cif_dropout: float = _option(0.2, "dropout after the weight predictor's conv")
-    dense_cif_units_num: int = _option(256, "hidden units of the dense weight predictor")
-    apply_scaling: bool = _option(True, "in training, scale CIF weights to the target length")
-    apply_tail_handling: bool = _option(
+    cif_embedding_dim: int = option(256, "CIF output dimension (a bias-free Linear if != encoder dim)")
+    produce_weight_type: ChoiceEnum(["conv", "dense", "linear"]) = option("conv", "CIF weight predictor")
+    cif_threshold: float = option(0.99, "CIF firing threshold beta")
+    conv_cif_width: int = option(3, "kernel width of the conv weight predictor")
+    conv_cif_output_channels_num: int = option(256, "channels of the conv weight predictor")
+    conv_cif_dropout: float = option(0.2, "dropout after the weight predictor's conv")
+    dense_cif_units_num: int = option(256, "hidden units of the dense weight predictor")
+    apply_scaling: bool = option(True, "in training, scale CIF weights to the target length")
+    apply_tail_handling: bool = option(
         True, "in evaluation, fire the last partial token above the tail threshold"
     )
-    tail_handling_firing_threshold: float = _option(
+    tail_handling_firing_threshold: float = option(
         0.5, "tail threshold in validation (decoding sets its own, 0.4 as published)"
     )
     # Decoder (spec 2.5).
-    decoder_embed_dim: int = _option(256, "decoder dimension")
-    decoder_ffn_embed_dim: int = _option(2048, "decoder feed-forward dimension")
-    decoder_layers: int = _option(2, "decoder layers")
-    decoder_attention_heads: int = _option(4, "decoder attention heads")
-    decoder_dropout: float = _option(0.2, "dropout inside the decoder layers")
-    decoder_attention_dropout: float = _option(0.2, "attention dropout in the decoder")
-    decoder_activation_dropout: float = _option(0.2, "activation dropout in the decoder")
-    decoder_normalize_before: bool = _option(True, "pre-norm decoder layers")
-    no_decoder_final_norm: bool = _option(False, "no LayerNorm after the pre-norm decoder stack")
-    activation_fn: ChoiceEnum(["relu", "gelu", "swish", "tanh"]) = _option("relu", "decoder activation")
-    decoder_learned_pos: bool = _option(False, "learned instead of sinusoidal decoder positions")
-    no_token_positional_embeddings: bool = _option(False, "no positions in the decoder")
-    share_decoder_input_output_embed: bool = _option(
+    decoder_embed_dim: int = option(256, "decoder dimension")
+    decoder_ffn_embed_dim: int = option(2048, "decoder feed-forward dimension")
+    decoder_layers: int = option(2, "decoder layers")
+    decoder_attention_heads: int = option(4, "decoder attention heads")
+    decoder_dropout: float = option(0.2, "dropout inside the decoder layers")
+    decoder_attention_dropout: float = option(0.2, "attention dropout in the decoder")
+    decoder_activation_dropout: float = option(0.2, "activation dropout in the decoder")
+    decoder_normalize_before: bool = option(True, "pre-norm decoder layers")
+    no_decoder_final_norm: bool = option(False, "no LayerNorm after the pre-norm decoder stack")
+    activation_fn: ChoiceEnum(["relu", "gelu", "swish", "tanh"]) = option("relu", "decoder activation")
+    decoder_learned_pos: bool = option(False, "learned instead of sinusoidal decoder positions")
+    no_token_positional_embeddings: bool = option(False, "no positions in the decoder")
+    share_decoder_input_output_embed: bool = option(
         False, "tie the decoder's output projection to its embeddings"
     )
-    do_decoder_nar: bool = _option(False, "non-autoregressive decoder over the CIF vectors (spec 2.5.2)")
-    decoder_nar_pad_type: ChoiceEnum(["full", "triangle"]) = _option(
+    do_decoder_nar: bool = option(False, "non-autoregressive decoder over the CIF vectors (spec 2.5.2)")
+    decoder_nar_pad_type: ChoiceEnum(["full", "triangle"]) = option(
         "full", "NAR decoder self-attention: full or causal"
     )
-    add_pos_to_cif: bool = _option(False, "NAR decoder: add positions to the CIF vectors")
+    add_pos_to_cif: bool = option(False, "NAR decoder: add positions to the CIF vectors")
     # Distillation heads (spec 2.6): only those of the distillation losses that are on exist, so
     # every parameter gets a gradient (plain DDP works). The task sets the two distill_* flags from
     # the cif criterion's --apply-cif-contrastive-dis-cos-loss and --apply-dec-state-dis-loss.
-    apply_bert_distill: bool = _option(
+    apply_bert_distill: bool = option(
         False, "distil PLM features into the model (ACD/LRD options of the cif criterion)"
     )
-    bert_distill_feat_dim: int = _option(768, "dimension of the PLM features (768 for bert-base-chinese)")
-    distill_cif_outputs: bool = _option(
-        False, "a projection of the CIF vectors to the PLM dimension, for ACD"
-    )
-    distill_decoder_states: bool = _option(
+    bert_distill_feat_dim: int = option(768, "dimension of the PLM features (768 for bert-base-chinese)")
+    distill_cif_outputs: bool = option(False, "a projection of the CIF vectors to the PLM dimension, for ACD")
+    distill_decoder_states: bool = option(
         False, "a projection of the decoder states to the PLM dimension, for LRD"
     )
-    fetch_decoder_states_from: ChoiceEnum(["tfm_outputs", "pre_final_output_proj"]) = _option(
+    fetch_decoder_states_from: ChoiceEnum(["tfm_outputs", "pre_final_output_proj"]) = option(
         "tfm_outputs",
         "decoder states for distillation: after the final norm, or the vocabulary projection's input",
     )
-
-
-def _int_list(text: str, name: str) -> List[int]:
-    try:
-        return [int(item) for item in str(text).split(",") if item.strip()]
-    except ValueError:
-        raise ValueError(
-            f"--{name.replace('_', '-')} must be comma-separated integers, got {text!r}"
-        ) from None
 
 
 @register_model("s2t_cif_transformer", dataclass=S2TCifTransformerConfig)
@@ -150,31 +117,9 @@ class S2TCifTransformerModel(BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: S2TCifTransformerConfig, task):
-        if not cfg.apply_conformer_encoder:
-            raise ValueError("only the conformer encoder is implemented: drop --no-apply-conformer-encoder")
-        if cfg.input_channels != 1:
-            raise ValueError(
-                f"the Conv2d front end takes 1 input channel, the data config says {cfg.input_channels}"
-            )
         dictionary = task.target_dictionary
-        encoder = PoolingConformerEncoder(
-            input_dim=cfg.input_feat_per_channel,
-            embed_dim=cfg.encoder_embed_dim,
-            ffn_dim=cfg.encoder_ffn_embed_dim,
-            num_layers=cfg.encoder_layers,
-            num_heads=cfg.encoder_attention_heads,
-            dropout=cfg.dropout,
-            depthwise_kernel_size=cfg.conformer_depthwise_conv_kernel_size,
-            pooling_layer_ids=_int_list(cfg.pooling_layer_ids, "pooling_layer_ids")
-            if cfg.layer_downsampling
-            else [],
-            conv_channels=_int_list(cfg.conv2d_output_channels, "conv2d_output_channels"),
-            conv_kernel_sizes=_int_list(cfg.conv_kernel_sizes, "conv_kernel_sizes"),
-            max_source_positions=task.args.max_source_positions,
-            scale_embedding=not cfg.no_scale_embedding,
-        )
-        ctc_proj = nn.Linear(cfg.encoder_embed_dim, len(dictionary))
-        nn.init.xavier_uniform_(ctc_proj.weight)
+        encoder = build_encoder(cfg, task)
+        ctc_proj = build_ctc_projection(cfg, dictionary)
         weight_predictor = CifWeightPredictor(
             cfg.encoder_embed_dim,
             predictor_type=str(cfg.produce_weight_type),
@@ -307,22 +252,10 @@ class S2TCifTransformerModel(BaseFairseqModel):
         return (self.encoder.max_source_positions, self.decoder.max_positions())
 
 
-def _fill_missing(args, values: Dict[str, Any]) -> None:
-    for name, value in values.items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, value)
-
-
 _PAPER_CONFIG = {f.name: f.default for f in dataclasses.fields(S2TCifTransformerConfig)}
 
 _TINY_CONFIG = dict(
-    conv2d_output_channels="16",
-    encoder_embed_dim=64,
-    encoder_ffn_embed_dim=128,
-    encoder_layers=4,
-    encoder_attention_heads=2,
-    conformer_depthwise_conv_kernel_size=7,
-    pooling_layer_ids="2,3",
+    **TINY_ENCODER,
     cif_embedding_dim=64,
     conv_cif_output_channels_num=64,
     conv_cif_dropout=0.1,
@@ -340,7 +273,7 @@ _TINY_CONFIG = dict(
 def s2t_cif_transformer(args):
     """The paper's AISHELL-1 model (spec 7.1): 15 conformer blocks of 256, pooling after 5 and 10,
     2 decoder layers; 47,208,587 parameters with the AISHELL-1 dictionary."""
-    _fill_missing(args, _PAPER_CONFIG)
+    fill_missing(args, _PAPER_CONFIG)
 
 
 # register_model(dataclass=...) already registered a no-op architecture of the model's name.
@@ -350,5 +283,5 @@ ARCH_CONFIG_REGISTRY["s2t_cif_transformer"] = s2t_cif_transformer
 @register_model_architecture("s2t_cif_transformer", "s2t_cif_transformer_tiny")
 def s2t_cif_transformer_tiny(args):
     """A CPU-sized model (64-d, 4 conformer blocks, 1 decoder layer) for tests and the demo."""
-    _fill_missing(args, _TINY_CONFIG)
+    fill_missing(args, _TINY_CONFIG)
     s2t_cif_transformer(args)

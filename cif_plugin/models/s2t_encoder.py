@@ -1,0 +1,117 @@
+"""What the CIF and CTC models share: the encoder's options, its builder and the CTC projection."""
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from torch import nn
+
+from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
+
+__all__ = [
+    "S2TEncoderConfig",
+    "TINY_ENCODER",
+    "build_encoder",
+    "build_ctc_projection",
+    "fill_missing",
+    "option",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def option(default: Any, help_text: str):
+    """A dataclass field with help text."""
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass
+class S2TEncoderConfig(FairseqDataclass):
+    # Input: set by the task from the data config.
+    input_feat_per_channel: int = option(80, "feature bins per frame (set by the task from the data config)")
+    input_channels: int = option(1, "input channels (set by the task from the data config; must be 1)")
+    # Front end (spec 2.2).
+    frontend_type: ChoiceEnum(["conv2d"]) = option("conv2d", "front end: ESPnet-style Conv2d subsampler")
+    conv2d_output_channels: str = option("128", "comma-separated output channels of the Conv2d layers")
+    conv_kernel_sizes: str = option("3", "comma-separated kernel sizes of the Conv2d layers (stride 2)")
+    # Encoder (spec 2.3).
+    encoder_embed_dim: int = option(256, "encoder dimension")
+    encoder_ffn_embed_dim: int = option(2048, "conformer feed-forward dimension")
+    encoder_layers: int = option(15, "number of conformer blocks")
+    encoder_attention_heads: int = option(4, "encoder attention heads")
+    dropout: float = option(0.1, "dropout in the encoder and on the decoder input")
+    attention_dropout: float = option(
+        0.1, "accepted for the paper's command line: conformer blocks use --dropout, the decoder its own"
+    )
+    activation_dropout: float = option(
+        0.1, "accepted for the paper's command line: conformer blocks use --dropout, the decoder its own"
+    )
+    apply_conformer_encoder: bool = option(True, "conformer blocks (the only encoder implemented)")
+    conformer_attn_type: ChoiceEnum(["espnet"]) = option("espnet", "conformer attention implementation")
+    conformer_pos_enc_type: ChoiceEnum(["rel_pos"]) = option("rel_pos", "conformer positional encoding")
+    conformer_depthwise_conv_kernel_size: int = option(15, "odd kernel size of the conformer depthwise conv")
+    layer_downsampling: bool = option(True, "max-pool over time after the blocks in --pooling-layer-ids")
+    pooling_layer_ids: str = option("5,10", "comma-separated 1-based blocks followed by pooling")
+    no_scale_embedding: bool = option(False, "do not scale the subsampler output by sqrt(encoder dim)")
+
+
+# The CPU-sized encoder of the *_tiny architectures.
+TINY_ENCODER = dict(
+    conv2d_output_channels="16",
+    encoder_embed_dim=64,
+    encoder_ffn_embed_dim=128,
+    encoder_layers=4,
+    encoder_attention_heads=2,
+    conformer_depthwise_conv_kernel_size=7,
+    pooling_layer_ids="2,3",
+)
+
+
+def _int_list(text: str, name: str) -> List[int]:
+    try:
+        return [int(item) for item in str(text).split(",") if item.strip()]
+    except ValueError:
+        raise ValueError(
+            f"--{name.replace('_', '-')} must be comma-separated integers, got {text!r}"
+        ) from None
+
+
+def build_encoder(cfg: S2TEncoderConfig, task) -> PoolingConformerEncoder:
+    """The pooling conformer encoder of ``cfg``; its positional table is sized by the task."""
+    if not cfg.apply_conformer_encoder:
+        raise ValueError("only the conformer encoder is implemented: drop --no-apply-conformer-encoder")
+    if cfg.input_channels != 1:
+        raise ValueError(
+            f"the Conv2d front end takes 1 input channel, the data config says {cfg.input_channels}"
+        )
+    return PoolingConformerEncoder(
+        input_dim=cfg.input_feat_per_channel,
+        embed_dim=cfg.encoder_embed_dim,
+        ffn_dim=cfg.encoder_ffn_embed_dim,
+        num_layers=cfg.encoder_layers,
+        num_heads=cfg.encoder_attention_heads,
+        dropout=cfg.dropout,
+        depthwise_kernel_size=cfg.conformer_depthwise_conv_kernel_size,
+        pooling_layer_ids=_int_list(cfg.pooling_layer_ids, "pooling_layer_ids")
+        if cfg.layer_downsampling
+        else [],
+        conv_channels=_int_list(cfg.conv2d_output_channels, "conv2d_output_channels"),
+        conv_kernel_sizes=_int_list(cfg.conv_kernel_sizes, "conv_kernel_sizes"),
+        max_source_positions=task.args.max_source_positions,
+        scale_embedding=not cfg.no_scale_embedding,
+    )
+
+
+def build_ctc_projection(cfg: S2TEncoderConfig, dictionary) -> nn.Linear:
+    """Linear(encoder dim -> vocabulary), xavier-initialised (spec 2.3.1 step 7)."""
+    projection = nn.Linear(cfg.encoder_embed_dim, len(dictionary))
+    nn.init.xavier_uniform_(projection.weight)
+    return projection
+
+
+def fill_missing(args, values: Dict[str, Any]) -> None:
+    """Architecture functions: set each value the command line left out."""
+    for name, value in values.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)

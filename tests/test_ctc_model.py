@@ -1,0 +1,101 @@
+"""The CTC model and criterion: loss against a brute-force path sum, greedy decoding, training."""
+
+import itertools
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cif_plugin.criterions.cif_losses import ctc_loss_sum
+from cif_plugin.generation.ctc_greedy import ctc_greedy_tokens
+
+from fairseq_setup import PLUGIN_DIR, build_from_command_line
+
+PAD, BLANK = 1, 0
+
+
+def _collapse(path):
+    labels, previous = [], None
+    for label in path:
+        if label != previous and label != BLANK:
+            labels.append(label)
+        previous = label
+    return labels
+
+
+def test_ctc_loss_equals_the_sum_over_all_alignment_paths():
+    torch.manual_seed(0)
+    vocab, frames = 4, 5  # labels 2 and 3 (1 is padding, never a label)
+    logits = torch.randn(2, frames, vocab, dtype=torch.float64)
+    padding_mask = torch.tensor([[False] * 5, [False] * 4 + [True]])
+    labels = torch.tensor([[2, 3, 3], [3, PAD, PAD]])
+    lengths = torch.tensor([3, 1])
+    loss = ctc_loss_sum(logits, padding_mask, labels, lengths, pad=PAD, blank=BLANK)
+    expected = 0.0
+    for b in range(2):
+        valid = int((~padding_mask[b]).sum())
+        log_probs = torch.log_softmax(logits[b, :valid], dim=-1)
+        target = labels[b, : lengths[b]].tolist()
+        total = sum(
+            math.exp(sum(log_probs[t, path[t]].item() for t in range(valid)))
+            for path in itertools.product(range(vocab), repeat=valid)
+            if _collapse(path) == target
+        )
+        expected += -math.log(total)
+    assert loss.item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_greedy_decoding_merges_repeats_and_drops_blanks():
+    best = [[2, 2, 0, 2, 3, 3, 0], [0, 3, 0, 0, 3, 3, 2]]
+    logits = torch.nn.functional.one_hot(torch.tensor(best), 4).float()
+    padding_mask = torch.tensor([[False] * 7, [False] * 6 + [True]])
+    assert ctc_greedy_tokens(logits, padding_mask, blank=0) == [[2, 2, 3], [3, 3]]
+
+
+def test_paper_ctc_model_size(aishell_data):
+    _, _, model, _ = build_from_command_line(aishell_data, "s2t_ctc_conformer", ["--criterion", "ctc_asr"])
+    assert sum(p.numel() for p in model.parameters()) == 40_862_720 + 1_088_138  # encoder + CTC layer
+
+
+def test_criterion_is_the_built_in_ctc_on_labels_without_eos(tiny_data):
+    _, task, model, criterion = build_from_command_line(
+        tiny_data, "s2t_ctc_conformer_tiny", ["--criterion", "ctc_asr"]
+    )
+    task.load_dataset("train")
+    dataset = task.datasets["train"]
+    sample = dataset.collater([dataset[i] for i in range(4)])
+    model.eval()
+    with torch.no_grad():
+        loss, sample_size, log = criterion(model, sample)
+        output = model(**sample["net_input"])
+    expected = 0.0
+    for b in range(4):
+        frames = int((~output["encoder_padding_mask"][b]).sum())
+        labels = [t for t in sample["target"][b].tolist() if t not in (PAD, task.target_dictionary.eos())]
+        log_probs = torch.log_softmax(output["ctc_logits"][b, :frames].double(), -1).unsqueeze(1)
+        expected += torch.nn.functional.ctc_loss(
+            log_probs,
+            torch.tensor([labels]),
+            [frames],
+            [len(labels)],
+            blank=BLANK,
+            reduction="sum",
+            zero_infinity=True,
+        ).item()
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert sample_size == int(sample["target_lengths"].sum()) - 4  # tokens without </s>
+    assert log["c_total"] == sample_size
+
+
+def test_fairseq_train_ctc_model(tiny_data, tmp_path):
+    command = [sys.executable, "-m", "fairseq_cli.train", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
+    command += ["--task", "speech_to_text_cif", "--config-yaml", "config.yaml", "--train-subset", "train"]
+    command += ["--valid-subset", "dev", "--arch", "s2t_ctc_conformer_tiny", "--criterion", "ctc_asr"]
+    command += ["--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "4000", "--max-update", "3", "--cpu"]
+    command += ["--no-progress-bar", "--save-dir", str(tmp_path), "--best-checkpoint-metric", "wer"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "valid on 'dev' subset" in log and "| uer " in log and (tmp_path / "checkpoint_last.pt").is_file()
