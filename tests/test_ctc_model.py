@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cif_plugin.criterions.cif_losses import ctc_loss_sum
+from cif_plugin.generation.ctc_generator import ctc_prefix_beam_search
 from cif_plugin.generation.ctc_greedy import ctc_greedy_tokens
 
 from fairseq_setup import PLUGIN_DIR, build_from_command_line
@@ -99,3 +100,45 @@ def test_fairseq_train_ctc_model(tiny_data, tmp_path):
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     assert "valid on 'dev' subset" in log and "| uer " in log and (tmp_path / "checkpoint_last.pt").is_file()
+
+
+def test_prefix_beam_search_equals_exhaustive_search():
+    torch.manual_seed(4)
+    frames, vocab = 5, 3
+    log_probs = torch.log_softmax(torch.randn(frames, vocab, dtype=torch.float64) * 2, dim=-1)
+    by_labels = {}
+    for path in itertools.product(range(vocab), repeat=frames):
+        labels = tuple(_collapse(path))
+        probability = math.exp(sum(log_probs[t, path[t]].item() for t in range(frames)))
+        by_labels[labels] = by_labels.get(labels, 0.0) + probability
+    exhaustive = sorted(by_labels.items(), key=lambda item: -item[1])[:4]
+    found = ctc_prefix_beam_search(log_probs, blank=BLANK, beam=vocab**frames)[:4]
+    assert [labels for labels, _ in found] == [labels for labels, _ in exhaustive]
+    for (_, score), (_, probability) in zip(found, exhaustive, strict=True):
+        assert score == pytest.approx(math.log(probability), rel=1e-9)
+
+
+def test_fairseq_generate_with_a_ctc_model(tiny_data, tmp_path):
+    train = [sys.executable, "-m", "fairseq_cli.train", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
+    train += ["--task", "speech_to_text_cif", "--config-yaml", "config.yaml", "--train-subset", "train"]
+    train += ["--valid-subset", "dev", "--arch", "s2t_ctc_conformer_tiny", "--criterion", "ctc_asr"]
+    train += ["--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "4000", "--max-update", "1", "--cpu"]
+    subprocess.run(
+        train + ["--no-progress-bar", "--save-dir", str(tmp_path)], check=True, capture_output=True
+    )
+    generate = [sys.executable, "-m", "fairseq_cli.generate", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
+    generate += [
+        "--task",
+        "speech_to_text_cif",
+        "--config-yaml",
+        "config.yaml",
+        "--gen-subset",
+        "dev",
+        "--cpu",
+    ]
+    generate += ["--path", str(tmp_path / "checkpoint_last.pt"), "--max-tokens", "4000"]
+    for beam, nbest in (("1", "1"), ("3", "2")):
+        result = subprocess.run(generate + ["--beam", beam, "--nbest", nbest], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.count("\nT-") + result.stdout.startswith("T-") == 8
+        assert sum(line.startswith("D-") for line in result.stdout.splitlines()) == 8 * int(nbest)

@@ -1,5 +1,6 @@
 """Decoders used by fairseq-generate through the task's ``build_generator``."""
 
 from .cif_generator import CifGenerator
+from .ctc_generator import CtcGenerator, ctc_prefix_beam_search
 
-__all__ = ["CifGenerator"]
+__all__ = ["CifGenerator", "CtcGenerator", "ctc_prefix_beam_search"]

@@ -19,7 +19,7 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
 from omegaconf import DictConfig, open_dict
 
-from ..generation import CifGenerator
+from ..generation import CifGenerator, CtcGenerator
 from ..modules.plm_feature_store import PlmFeatureStore
 from .audio_manifest_check import find_unreadable_rows
 from .plm_feature_dataset import PlmFeatureDataset
@@ -101,10 +101,15 @@ class SpeechToTextCifTask(SpeechToTextTask):
         return super().get_batch_iterator(dataset, *args, **kwargs)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
-        """CIF decoding: greedy for ``--beam 1``, beam search otherwise, NAR for NAR decoders;
-        shallow fusion with the fairseq LM of ``--lm-path`` at ``--lm-weight``."""
-        tail_threshold = getattr(self.args, "decoding_tail_threshold", 0.4)
+        """CIF models: greedy for ``--beam 1``, beam search otherwise, NAR for NAR decoders, shallow
+        fusion with the fairseq LM of ``--lm-path`` at ``--lm-weight``. CTC models: greedy or prefix
+        beam search."""
         lm_path, lm_weight = getattr(args, "lm_path", None), getattr(args, "lm_weight", 0.0)
+        if not hasattr(models[0], "decoder"):
+            if lm_path:
+                raise ValueError("--lm-path: LM fusion is implemented for CIF models, not for CTC models")
+            return CtcGenerator(models[0], self.target_dictionary, args.beam, args.nbest)
+        tail_threshold = getattr(self.args, "decoding_tail_threshold", 0.4)
         lm = self.load_language_model(lm_path) if lm_path else None
         return CifGenerator(
             models[0], self.target_dictionary, args.beam, args.nbest, tail_threshold, lm, lm_weight
