@@ -1,14 +1,13 @@
 """Shared fixtures: tiny datasets and models built through fairseq's own option parsing."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from fairseq_setup import PLUGIN_DIR
+from fairseq_setup import fairseq_cli
 from speech_data import write_aishell_sized_data_dir, write_dataset
 
 
@@ -28,11 +27,18 @@ def aishell_data(tmp_path_factory) -> Path:
 def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
     """checkpoint_last.pt of one fairseq-train update of the tiny model on ``tiny_data``."""
     save_dir = tmp_path_factory.mktemp("tiny_checkpoint")
-    command = [sys.executable, "-m", "fairseq_cli.train", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
-    command += ["--task", "speech_to_text_cif", "--config-yaml", "config.yaml", "--train-subset", "train"]
-    command += ["--valid-subset", "dev", "--arch", "s2t_cif_transformer_tiny", "--criterion", "cif"]
-    command += ["--optimizer", "adam", "--lr", "1e-4", "--max-tokens", "4000", "--max-update", "1", "--cpu"]
-    command += ["--no-progress-bar", "--save-dir", str(save_dir)]
+    command = fairseq_cli("train", tiny_data, "--train-subset", "train", "--valid-subset", "dev", "--cpu")
+    command += [
+        "--arch",
+        "s2t_cif_transformer_tiny",
+        "--criterion",
+        "cif",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-4",
+    ]
+    command += ["--max-tokens", "4000", "--max-update", "1", "--no-progress-bar", "--save-dir", str(save_dir)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return save_dir / "checkpoint_last.pt"

@@ -1,7 +1,8 @@
 """Build task, model and criterion from a command line, exactly as fairseq-train does."""
 
+import sys
 from pathlib import Path
-from typing import Sequence
+from typing import List, Sequence
 
 from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
@@ -22,3 +23,9 @@ def build_from_command_line(data_dir: Path, arch: str, extra: Sequence[str] = ()
     cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(parser, command_line))
     task = tasks.setup_task(cfg.task)
     return cfg, task, task.build_model(cfg.model), task.build_criterion(cfg.criterion)
+
+
+def fairseq_cli(module: str, data_dir: Path, *args: str) -> List[str]:
+    """``python -m fairseq_cli.<module> <data> --user-dir ... --task speech_to_text_cif ...`` + args."""
+    command = [sys.executable, "-m", f"fairseq_cli.{module}", str(data_dir), "--user-dir", str(PLUGIN_DIR)]
+    return command + ["--task", "speech_to_text_cif", "--config-yaml", "config.yaml", *args]

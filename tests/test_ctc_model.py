@@ -3,7 +3,6 @@
 import itertools
 import math
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from cif_plugin.criterions.cif_losses import ctc_loss_sum
 from cif_plugin.generation.ctc_generator import ctc_prefix_beam_search
 from cif_plugin.generation.ctc_greedy import ctc_greedy_tokens
 
-from fairseq_setup import PLUGIN_DIR, build_from_command_line
+from fairseq_setup import build_from_command_line, fairseq_cli
 
 PAD, BLANK = 1, 0
 
@@ -91,11 +90,19 @@ def test_criterion_is_the_built_in_ctc_on_labels_without_eos(tiny_data):
 
 
 def test_fairseq_train_ctc_model(tiny_data, tmp_path):
-    command = [sys.executable, "-m", "fairseq_cli.train", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
-    command += ["--task", "speech_to_text_cif", "--config-yaml", "config.yaml", "--train-subset", "train"]
-    command += ["--valid-subset", "dev", "--arch", "s2t_ctc_conformer_tiny", "--criterion", "ctc_asr"]
-    command += ["--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "4000", "--max-update", "3", "--cpu"]
-    command += ["--no-progress-bar", "--save-dir", str(tmp_path), "--best-checkpoint-metric", "wer"]
+    command = fairseq_cli("train", tiny_data, "--train-subset", "train", "--valid-subset", "dev", "--cpu")
+    command += [
+        "--arch",
+        "s2t_ctc_conformer_tiny",
+        "--criterion",
+        "ctc_asr",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+    ]
+    command += ["--max-tokens", "4000", "--max-update", "3", "--no-progress-bar", "--save-dir", str(tmp_path)]
+    command += ["--best-checkpoint-metric", "wer"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
@@ -119,24 +126,21 @@ def test_prefix_beam_search_equals_exhaustive_search():
 
 
 def test_fairseq_generate_with_a_ctc_model(tiny_data, tmp_path):
-    train = [sys.executable, "-m", "fairseq_cli.train", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
-    train += ["--task", "speech_to_text_cif", "--config-yaml", "config.yaml", "--train-subset", "train"]
-    train += ["--valid-subset", "dev", "--arch", "s2t_ctc_conformer_tiny", "--criterion", "ctc_asr"]
-    train += ["--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "4000", "--max-update", "1", "--cpu"]
-    subprocess.run(
-        train + ["--no-progress-bar", "--save-dir", str(tmp_path)], check=True, capture_output=True
-    )
-    generate = [sys.executable, "-m", "fairseq_cli.generate", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
-    generate += [
-        "--task",
-        "speech_to_text_cif",
-        "--config-yaml",
-        "config.yaml",
-        "--gen-subset",
-        "dev",
-        "--cpu",
+    train = fairseq_cli("train", tiny_data, "--train-subset", "train", "--valid-subset", "dev", "--cpu")
+    train += [
+        "--arch",
+        "s2t_ctc_conformer_tiny",
+        "--criterion",
+        "ctc_asr",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
     ]
-    generate += ["--path", str(tmp_path / "checkpoint_last.pt"), "--max-tokens", "4000"]
+    train += ["--max-tokens", "4000", "--max-update", "1", "--no-progress-bar", "--save-dir", str(tmp_path)]
+    subprocess.run(train, check=True, capture_output=True)
+    generate = fairseq_cli("generate", tiny_data, "--gen-subset", "dev", "--cpu", "--max-tokens", "4000")
+    generate += ["--path", str(tmp_path / "checkpoint_last.pt")]
     for beam, nbest in (("1", "1"), ("3", "2")):
         result = subprocess.run(generate + ["--beam", beam, "--nbest", nbest], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-3000:]

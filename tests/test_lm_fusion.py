@@ -7,7 +7,7 @@ from argparse import Namespace
 import pytest
 import torch
 
-from fairseq_setup import PLUGIN_DIR, build_from_command_line
+from fairseq_setup import build_from_command_line, fairseq_cli
 
 FAVOURITE = "九"  # the only word of the LM's training text
 
@@ -74,16 +74,7 @@ def test_strong_lm_weight_makes_the_decode_follow_the_lm(asr, language_model):
 
 def test_fairseq_generate_with_lm(tiny_data, tiny_checkpoint, language_model):
     """The whole command line, on an ASR checkpoint written by fairseq-train."""
-    command = [sys.executable, "-m", "fairseq_cli.generate", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
-    command += [
-        "--task",
-        "speech_to_text_cif",
-        "--config-yaml",
-        "config.yaml",
-        "--gen-subset",
-        "dev",
-        "--cpu",
-    ]
+    command = fairseq_cli("generate", tiny_data, "--gen-subset", "dev", "--cpu")
     command += ["--path", str(tiny_checkpoint), "--beam", "3"]
     command += ["--lm-path", str(language_model), "--lm-weight", "10"]
     result = subprocess.run(command, capture_output=True, text=True)

@@ -15,7 +15,6 @@ from typing import Dict, List
 import torch
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
-from fairseq.data.data_utils import post_process
 from fairseq.dataclass import FairseqDataclass
 from omegaconf import II
 
@@ -28,7 +27,7 @@ from .cif_losses import (
     teacher_forced_predictions,
 )
 from .distillation_losses import acd_loss, aligned_teacher, lrd_loss, negative_count, sample_negatives
-from .error_rates import count_errors, log_error_rates, percent
+from .error_rates import count_errors, log_error_rates, percent, token_words
 
 __all__ = ["CifCriterion", "CifCriterionConfig"]
 
@@ -211,9 +210,7 @@ class CifCriterion(FairseqCriterion):
         return count_errors(hypotheses, strip_target(sample["target"], self.not_predicted), self.words)
 
     def words(self, tokens: List[int]) -> List[str]:
-        if self.cfg.post_process == "char":
-            return [self.dictionary[token] for token in tokens]
-        return post_process(self.dictionary.string(torch.tensor(tokens)), self.cfg.post_process).split()
+        return token_words(tokens, self.dictionary, self.cfg.post_process)
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:

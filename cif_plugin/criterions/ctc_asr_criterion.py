@@ -8,17 +8,17 @@ word errors of greedy CTC decoding (derived ``uer``/``wer``, for ``--best-checkp
 
 import math
 from dataclasses import dataclass, field
+from typing import List
 
 import torch
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
-from fairseq.data.data_utils import post_process
 from fairseq.dataclass import FairseqDataclass
 from omegaconf import II
 
 from ..generation.ctc_greedy import ctc_greedy_tokens
 from .cif_losses import ctc_blank_index, ctc_loss_sum, strip_target
-from .error_rates import count_errors, log_error_rates
+from .error_rates import count_errors, log_error_rates, token_words
 
 __all__ = ["CtcAsrCriterion", "CtcAsrCriterionConfig"]
 
@@ -72,10 +72,8 @@ class CtcAsrCriterion(FairseqCriterion):
             logging_output.update(count_errors(hypotheses, references, self.words))
         return loss, sample_size, logging_output
 
-    def words(self, tokens):
-        if self.cfg.post_process == "char":
-            return [self.dictionary[token] for token in tokens]
-        return post_process(self.dictionary.string(torch.tensor(tokens)), self.cfg.post_process).split()
+    def words(self, tokens: List[int]) -> List[str]:
+        return token_words(tokens, self.dictionary, self.cfg.post_process)
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:

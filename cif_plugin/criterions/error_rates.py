@@ -2,13 +2,22 @@
 
 from typing import Callable, Dict, List, Sequence
 
+import torch
 from fairseq import metrics
+from fairseq.data.data_utils import post_process
 
 from .cif_losses import edit_errors
 
-__all__ = ["ERROR_COUNTS", "count_errors", "log_error_rates", "percent"]
+__all__ = ["ERROR_COUNTS", "count_errors", "log_error_rates", "percent", "token_words"]
 
 ERROR_COUNTS = ("c_errors", "c_total", "w_errors", "w_total")
+
+
+def token_words(tokens: List[int], dictionary, post_process_symbol: str) -> List[str]:
+    """Words of a token sequence: each token with 'char', else fairseq's post-processing, split."""
+    if post_process_symbol == "char":
+        return [dictionary[token] for token in tokens]
+    return post_process(dictionary.string(torch.tensor(tokens)), post_process_symbol).split()
 
 
 def count_errors(
