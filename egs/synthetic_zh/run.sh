@@ -2,10 +2,11 @@
 # Synthetic Mandarin demo: espeak-ng corpus -> AISHELL-1 preparation -> tiny CIF model on the CPU
 # -> fairseq-generate on the test split -> CER. `make demo` runs it; about 10 minutes on 2 cores.
 #
-# Usage: bash egs/synthetic_zh/run.sh [--stage N] [--stop-stage M] [--max-epoch E] [--seed S] [--distill]
+# Usage: bash egs/synthetic_zh/run.sh [--stage N] [--stop-stage M] [--max-epoch E] [--seed S] [--distill] [--ctc]
 # Stages: 1 synthesise, 2 prepare, 3 train, 4 decode, 5 score; with --distill also 6 PLM features of a
 # RANDOM BERT and 7 HieraDist training, decoding and scoring: a plumbing check of distillation
-# (no pre-trained model is reachable here), not a result. Finished stages leave a .done marker
+# (no pre-trained model is reachable here), not a result; with --ctc also 8 the CTC baseline
+# (s2t_ctc_conformer_tiny) trained, decoded and scored beside the CIF model. Finished stages leave a .done marker
 # and are skipped on a re-run; delete data/ and exp/ (or the marker) to redo them.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ seed=1
 utterances="1500 150 150"  # train dev test
 beam=1
 distill=false
+ctc=false
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,7 +26,8 @@ while [ $# -gt 0 ]; do
     --max-epoch) max_epoch=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --beam) beam=$2; shift 2 ;;
-    --distill) distill=true; stop_stage=7; shift ;;
+    --distill) distill=true; stop_stage=8; shift ;;
+    --ctc) ctc=true; stop_stage=8; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 1 ;;
   esac
 done
@@ -36,12 +39,13 @@ bin=$repo/.venv/bin
 corpus=$recipe_dir/data/corpus
 data=$recipe_dir/data/prepared
 exp=$recipe_dir/exp/cif_tiny
-train_options=(--user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml
-  --train-subset train --valid-subset dev --arch s2t_cif_transformer_tiny --criterion cif
-  --ctc-loss-lambda 0.5 --apply-label-smoothing --optimizer adam --lr 2e-3
+common_options=(--user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml
+  --train-subset train --valid-subset dev --optimizer adam --lr 2e-3
   --lr-scheduler inverse_sqrt --warmup-updates 200 --clip-norm 1.0 --max-tokens 8000
   --max-epoch "$max_epoch" --cpu --num-workers 1 --seed "$seed" --best-checkpoint-metric wer
   --keep-last-epochs 1 --no-epoch-checkpoints --no-progress-bar --log-interval 50)
+train_options=("${common_options[@]}" --arch s2t_cif_transformer_tiny --criterion cif --ctc-loss-lambda 0.5
+  --apply-label-smoothing)
 mkdir -p "$recipe_dir/data" "$exp"
 cd "$repo"
 
@@ -100,4 +104,19 @@ if $distill && run_stage 7 "HieraDist (ACD + LRD) training, decoding and scoring
     | tee "$distill_exp/cer_test.txt"
   echo "NOTE: distilled from a RANDOM BERT: this checks the pipeline, it is not a distillation result"
   mark_done 7
+fi
+
+ctc_exp=$recipe_dir/exp/ctc_tiny
+if $ctc && run_stage 8 "the CTC baseline: train, decode (beam $beam) and score beside the CIF model"; then
+  mkdir -p "$ctc_exp"
+  "$bin/fairseq-train" "$data" "${common_options[@]}" --arch s2t_ctc_conformer_tiny --criterion ctc_asr \
+    --save-dir "$ctc_exp" 2>&1 | tee "$ctc_exp/train.log" | grep --line-buffered -E "valid on|done training"
+  "$bin/fairseq-generate" "$data" --user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml \
+    --path "$ctc_exp/checkpoint_best.pt" --gen-subset test --beam "$beam" --max-tokens 20000 --cpu \
+    --scoring wer > "$ctc_exp/decode_test.txt" 2> "$ctc_exp/decode_test.log"
+  "$python" scripts/score_cer.py --generate-output "$ctc_exp/decode_test.txt" --manifest "$data/test.tsv" \
+    > "$ctc_exp/cer_test.txt"
+  echo "test CER, CIF: $(tail -1 "$exp/cer_test.txt")"
+  echo "test CER, CTC: $(tail -1 "$ctc_exp/cer_test.txt")"
+  mark_done 8
 fi
