@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from fairseq_setup import fairseq_cli
+from fairseq_setup import tiny_train_command
 from speech_data import write_aishell_sized_data_dir, write_dataset
 
 
@@ -27,18 +27,7 @@ def aishell_data(tmp_path_factory) -> Path:
 def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
     """checkpoint_last.pt of one fairseq-train update of the tiny model on ``tiny_data``."""
     save_dir = tmp_path_factory.mktemp("tiny_checkpoint")
-    command = fairseq_cli("train", tiny_data, "--train-subset", "train", "--valid-subset", "dev", "--cpu")
-    command += [
-        "--arch",
-        "s2t_cif_transformer_tiny",
-        "--criterion",
-        "cif",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "1e-4",
-    ]
-    command += ["--max-tokens", "4000", "--max-update", "1", "--no-progress-bar", "--save-dir", str(save_dir)]
+    command = tiny_train_command(tiny_data, save_dir, "s2t_cif_transformer_tiny", "cif", max_update=1)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return save_dir / "checkpoint_last.pt"

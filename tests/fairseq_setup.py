@@ -29,3 +29,13 @@ def fairseq_cli(module: str, data_dir: Path, *args: str) -> List[str]:
     """``python -m fairseq_cli.<module> <data> --user-dir ... --task speech_to_text_cif ...`` + args."""
     command = [sys.executable, "-m", f"fairseq_cli.{module}", str(data_dir), "--user-dir", str(PLUGIN_DIR)]
     return command + ["--task", "speech_to_text_cif", "--config-yaml", "config.yaml", *args]
+
+
+def tiny_train_command(
+    data_dir: Path, save_dir: Path, arch: str, criterion: str, max_update: int
+) -> List[str]:
+    """fairseq-train of a *_tiny architecture for a few updates on the CPU."""
+    command = fairseq_cli("train", data_dir, "--train-subset", "train", "--valid-subset", "dev", "--cpu")
+    command += ["--arch", arch, "--criterion", criterion, "--optimizer", "adam", "--lr", "1e-3"]
+    command += ["--max-tokens", "4000", "--max-update", str(max_update), "--no-progress-bar"]
+    return command + ["--save-dir", str(save_dir), "--best-checkpoint-metric", "wer"]

@@ -11,7 +11,7 @@ from cif_plugin.criterions.cif_losses import ctc_loss_sum
 from cif_plugin.generation.ctc_generator import ctc_prefix_beam_search
 from cif_plugin.generation.ctc_greedy import ctc_greedy_tokens
 
-from fairseq_setup import build_from_command_line, fairseq_cli
+from fairseq_setup import build_from_command_line, fairseq_cli, tiny_train_command
 
 PAD, BLANK = 1, 0
 
@@ -89,24 +89,20 @@ def test_criterion_is_the_built_in_ctc_on_labels_without_eos(tiny_data):
     assert log["c_total"] == sample_size
 
 
-def test_fairseq_train_ctc_model(tiny_data, tmp_path):
-    command = fairseq_cli("train", tiny_data, "--train-subset", "train", "--valid-subset", "dev", "--cpu")
-    command += [
-        "--arch",
-        "s2t_ctc_conformer_tiny",
-        "--criterion",
-        "ctc_asr",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "1e-3",
-    ]
-    command += ["--max-tokens", "4000", "--max-update", "3", "--no-progress-bar", "--save-dir", str(tmp_path)]
-    command += ["--best-checkpoint-metric", "wer"]
+@pytest.fixture(scope="module")
+def ctc_training(tiny_data, tmp_path_factory):
+    """(log, checkpoint) of three fairseq-train updates of the tiny CTC model."""
+    save_dir = tmp_path_factory.mktemp("ctc")
+    command = tiny_train_command(tiny_data, save_dir, "s2t_ctc_conformer_tiny", "ctc_asr", max_update=3)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
-    assert "valid on 'dev' subset" in log and "| uer " in log and (tmp_path / "checkpoint_last.pt").is_file()
+    return log, save_dir / "checkpoint_last.pt"
+
+
+def test_fairseq_train_ctc_model(ctc_training):
+    log, checkpoint = ctc_training
+    assert "valid on 'dev' subset" in log and "| uer " in log and checkpoint.is_file()
 
 
 def test_prefix_beam_search_equals_exhaustive_search():
@@ -125,22 +121,11 @@ def test_prefix_beam_search_equals_exhaustive_search():
         assert score == pytest.approx(math.log(probability), rel=1e-9)
 
 
-def test_fairseq_generate_with_a_ctc_model(tiny_data, tmp_path):
-    train = fairseq_cli("train", tiny_data, "--train-subset", "train", "--valid-subset", "dev", "--cpu")
-    train += [
-        "--arch",
-        "s2t_ctc_conformer_tiny",
-        "--criterion",
-        "ctc_asr",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "1e-3",
-    ]
-    train += ["--max-tokens", "4000", "--max-update", "1", "--no-progress-bar", "--save-dir", str(tmp_path)]
-    subprocess.run(train, check=True, capture_output=True)
-    generate = fairseq_cli("generate", tiny_data, "--gen-subset", "dev", "--cpu", "--max-tokens", "4000")
-    generate += ["--path", str(tmp_path / "checkpoint_last.pt")]
+def test_fairseq_generate_with_a_ctc_model(tiny_data, ctc_training):
+    generate = fairseq_cli(
+        "generate", tiny_data, "--gen-subset", "dev", "--cpu", "--scoring", "wer", "--max-tokens", "4000"
+    )
+    generate += ["--path", str(ctc_training[1])]
     for beam, nbest in (("1", "1"), ("3", "2")):
         result = subprocess.run(generate + ["--beam", beam, "--nbest", nbest], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-3000:]

@@ -74,7 +74,7 @@ def test_strong_lm_weight_makes_the_decode_follow_the_lm(asr, language_model):
 
 def test_fairseq_generate_with_lm(tiny_data, tiny_checkpoint, language_model):
     """The whole command line, on an ASR checkpoint written by fairseq-train."""
-    command = fairseq_cli("generate", tiny_data, "--gen-subset", "dev", "--cpu")
+    command = fairseq_cli("generate", tiny_data, "--gen-subset", "dev", "--cpu", "--scoring", "wer")
     command += ["--path", str(tiny_checkpoint), "--beam", "3"]
     command += ["--lm-path", str(language_model), "--lm-weight", "10"]
     result = subprocess.run(command, capture_output=True, text=True)

@@ -75,6 +75,7 @@ def test_average_generate_and_score(tiny_data, tmp_path):
     generate = [sys.executable, "-m", "fairseq_cli.generate", str(tiny_data), "--user-dir", str(PLUGIN_DIR)]
     generate += ["--task", "speech_to_text_cif", "--config-yaml", "config.yaml", "--path", str(averaged)]
     generate += ["--gen-subset", "dev", "--beam", "3", "--nbest", "2", "--max-tokens", "4000", "--cpu"]
+    generate += ["--scoring", "wer"]  # fairseq's default BLEU scorer is meaningless for ASR
     output = _run(generate)
     assert output.count("T-") == 8 and output.count("\nD-") == 16  # every utterance, two hypotheses each
     (tmp_path / "gen.txt").write_text(output, encoding="utf-8")
