@@ -6,7 +6,6 @@ AISHELL-1 dictionary the model has 47,208,587 parameters (spec 2.8).
 """
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
@@ -26,8 +25,6 @@ from .s2t_encoder import (
     fill_missing,
     option,
 )
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["S2TCifTransformerConfig", "S2TCifTransformerModel"]
 

@@ -1,6 +1,5 @@
 """What the CIF and CTC models share: the encoder's options, its builder and the CTC projection."""
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
@@ -17,8 +16,6 @@ __all__ = [
     "fill_missing",
     "option",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 def option(default: Any, help_text: str):

@@ -10,7 +10,6 @@ import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from fairseq import utils
 from fairseq.models import FairseqDecoder, FairseqIncrementalDecoder
 from fairseq.models.transformer import TransformerConfig
 from fairseq.modules import LayerNorm, PositionalEmbedding
@@ -304,8 +303,3 @@ class CifNarDecoder(FairseqDecoder):
 
     def max_positions(self) -> int:
         return self.max_target_positions
-
-
-def decoder_log_probs(logits: Tensor) -> Tensor:
-    """Float32 log-softmax over the vocabulary."""
-    return utils.log_softmax(logits, dim=-1)
