@@ -1,13 +1,15 @@
 """Shared fixtures: tiny datasets and models built through fairseq's own option parsing."""
 
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from fairseq_setup import tiny_train_command
+from fairseq_setup import PLUGIN_DIR, tiny_train_command
 from speech_data import write_aishell_sized_data_dir, write_dataset
 
 
@@ -47,3 +49,14 @@ def tiny_bert(tmp_path_factory) -> Path:
     config = BertConfig(vocab_size=len(VOCABULARY), max_position_embeddings=64, **sizes)
     BertModel(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def plm_data(tiny_data, tiny_bert, tmp_path_factory) -> Path:
+    """A copy of ``tiny_data`` with the tiny BERT's features of every utterance in plm_features/."""
+    data = tmp_path_factory.mktemp("plm_data") / "data"
+    shutil.copytree(tiny_data, data)
+    script = PLUGIN_DIR.parent / "scripts" / "extract_plm_features.py"
+    command = [sys.executable, str(script), "--data", str(data), "--plm", str(tiny_bert)]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    return data

@@ -10,7 +10,6 @@ from fairseq import checkpoint_utils
 
 from fairseq_setup import PLUGIN_DIR, build_from_command_line
 
-SCRIPTS = PLUGIN_DIR.parent / "scripts"
 # The paper's HieraDist options (spec 7.2) minus --ddp-backend no_c10d, with the tiny BERT's dimension.
 HIERADIST = [
     "--apply-bert-distill", "--bert-distill-feat-dim", "32", "--apply-dec-state-dis-loss",
@@ -21,24 +20,8 @@ HIERADIST = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def distill_data(tiny_data, tiny_bert, tmp_path_factory):
-    data = tmp_path_factory.mktemp("distill") / "data"
-    shutil.copytree(tiny_data, data)
-    command = [
-        sys.executable,
-        str(SCRIPTS / "extract_plm_features.py"),
-        "--data",
-        str(data),
-        "--plm",
-        str(tiny_bert),
-    ]
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-    return data
-
-
-def test_fairseq_train_with_acd_and_lrd(distill_data, tmp_path):
-    command = [sys.executable, "-m", "fairseq_cli.train", str(distill_data), "--user-dir", str(PLUGIN_DIR)]
+def test_fairseq_train_with_acd_and_lrd(plm_data, tmp_path):
+    command = [sys.executable, "-m", "fairseq_cli.train", str(plm_data), "--user-dir", str(PLUGIN_DIR)]
     command += ["--task", "speech_to_text_cif", "--config-yaml", "config.yaml", "--train-subset", "train"]
     command += ["--valid-subset", "dev", "--arch", "s2t_cif_transformer_tiny", "--criterion", "cif"]
     command += ["--ctc-loss-lambda", "0.5", "--apply-label-smoothing", "--optimizer", "adam", "--lr", "1e-3"]
@@ -66,16 +49,16 @@ def test_fairseq_train_with_acd_and_lrd(distill_data, tmp_path):
     }  # fmt: skip
 
 
-def test_only_the_enabled_projection_exists(distill_data):
+def test_only_the_enabled_projection_exists(plm_data):
     lrd_only = [arg for arg in HIERADIST[:7]]  # --apply-bert-distill ... LRD options only
-    _, _, model, criterion = build_from_command_line(distill_data, "s2t_cif_transformer_tiny", lrd_only)
+    _, _, model, criterion = build_from_command_line(plm_data, "s2t_cif_transformer_tiny", lrd_only)
     assert model.cif_distill_proj is None and model.decoder_distill_proj is not None
     assert criterion.needs_plm_features
 
 
-def test_missing_features_are_named_at_load_time(distill_data, tmp_path):
+def test_missing_features_are_named_at_load_time(plm_data, tmp_path):
     data = tmp_path / "data"
-    shutil.copytree(distill_data, data)
+    shutil.copytree(plm_data, data)
     index = data / "plm_features" / "dev.index.tsv"
     lines = index.read_text().splitlines()
     index.write_text("\n".join(lines[2:]) + "\n")  # as if two utterances had never been extracted

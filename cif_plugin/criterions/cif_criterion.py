@@ -8,7 +8,6 @@ cif_contrastive_dis_cos_loss_lambda * ACD + dec_state_dis_loss_lambda * LRD, rea
 ``plm_features`` (the task loads them when one of the two is on).
 """
 
-import math
 from dataclasses import dataclass, field
 from typing import Dict, List
 
@@ -26,8 +25,8 @@ from .cif_losses import (
     strip_target,
     teacher_forced_predictions,
 )
-from .distillation_losses import acd_loss, aligned_teacher, lrd_loss, negative_count, sample_negatives
-from .error_rates import count_errors, log_error_rates, percent, token_words
+from .distillation_losses import aligned_teacher, contrastive_distillation, lrd_loss
+from .error_rates import count_errors, log_contrastive_accuracy, log_error_rates, log_loss_terms, token_words
 
 __all__ = ["CifCriterion", "CifCriterionConfig"]
 
@@ -178,18 +177,13 @@ class CifCriterion(FairseqCriterion):
             width = min(plm.size(1) - 1, features.size(1))
             anchors = cif_valid[:, :width]
             student, teacher = features[:, :width][anchors], aligned_teacher(plm, width)[anchors]
-            count = negative_count(len(student), self.cfg.num_contrastive_negative_samples)
-            if count >= 1:
-                negatives = sample_negatives(len(student), count, device=student.device)
-                loss, correct = acd_loss(
-                    student,
-                    teacher,
-                    negatives,
-                    self.cfg.contrastive_temperature,
-                    self.cfg.remove_overlap_in_negs,
-                )
-            else:  # a single anchor has no negative
-                loss, correct = student.new_zeros((), dtype=torch.float32), torch.zeros((), dtype=torch.long)
+            loss, correct = contrastive_distillation(
+                student,
+                teacher,
+                self.cfg.num_contrastive_negative_samples,
+                self.cfg.contrastive_temperature,
+                self.cfg.remove_overlap_in_negs,
+            )
             terms.update(cif_contrastive_dis_cos_loss=loss, contrastive_correct=correct)
             terms["contrastive_total"] = torch.tensor(len(student))
         if self.cfg.apply_dec_state_dis_loss:
@@ -217,18 +211,8 @@ class CifCriterion(FairseqCriterion):
         def total(key):
             return sum(log.get(key, 0) for log in logging_outputs)
 
-        sample_size = total("sample_size")
-        for name in LOSS_TERMS:
-            if any(name in log for log in logging_outputs):
-                metrics.log_scalar(
-                    name, total(name) / max(sample_size, 1) / math.log(2), sample_size, round=3
-                )
-        if total("contrastive_total") > 0:  # counts summed over workers, then the ratio
-            metrics.log_scalar("contrastive_correct", total("contrastive_correct"))
-            metrics.log_scalar("contrastive_total", total("contrastive_total"))
-            metrics.log_derived(
-                "contrastive_accuracy", lambda m: percent(m, "contrastive_correct", "contrastive_total")
-            )
+        log_loss_terms(logging_outputs, LOSS_TERMS)
+        log_contrastive_accuracy(total)
         metrics.log_scalar("ntokens", total("ntokens"))
         metrics.log_scalar("nsentences", total("nsentences"))
         log_error_rates(total)

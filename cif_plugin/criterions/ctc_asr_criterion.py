@@ -4,23 +4,30 @@ Labels are the targets without ``</s>``; the blank is ``<ctc_blank>`` when the d
 else ``<s>``. Utterances with fewer frames than labels would give an infinite loss: by default
 (``--zero-infinity``) such losses and their gradients are zeroed. Validation counts the token and
 word errors of greedy CTC decoding (derived ``uer``/``wer``, for ``--best-checkpoint-metric wer``).
+
+Knowledge transfer from a PLM (``--apply-knowledge-transfer``, arXiv 2203.03582): the model's
+training-only CIF branch emits one vector per label; the loss adds
+kt_quantity_loss_lambda * |sum(alpha) - labels| + kt_loss_lambda * distance to the PLM features of
+the same tokens, a cosine distance or the contrastive (ACD) loss. The task loads the PLM features.
 """
 
-import math
 from dataclasses import dataclass, field
-from typing import List
+from typing import Dict, List
 
 import torch
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
 from ..generation.ctc_greedy import ctc_greedy_tokens
-from .cif_losses import ctc_blank_index, ctc_loss_sum, strip_target
-from .error_rates import count_errors, log_error_rates, token_words
+from .cif_losses import ctc_blank_index, ctc_loss_sum, quantity_loss_sum, strip_target
+from .distillation_losses import aligned_teacher, contrastive_distillation, cosine_distance_loss
+from .error_rates import count_errors, log_contrastive_accuracy, log_error_rates, log_loss_terms, token_words
 
 __all__ = ["CtcAsrCriterion", "CtcAsrCriterionConfig"]
+
+LOSS_TERMS = ("loss", "ctc_loss", "kt_quantity_loss", "kt_loss")
 
 
 @dataclass
@@ -34,6 +41,30 @@ class CtcAsrCriterionConfig(FairseqDataclass):
             "help": "words for w_errors: 'char' (each token is a word) or a fairseq post-process symbol"
         },
     )
+    apply_knowledge_transfer: bool = field(
+        default=False,
+        metadata={
+            "help": "pull the vectors of a training-only CIF branch towards PLM token features "
+            "(needs a PLM feature store, see --plm-feature-dir)"
+        },
+    )
+    kt_loss_type: ChoiceEnum(["cosine", "contrastive"]) = field(
+        default="cosine",
+        metadata={"help": "knowledge transfer distance: 1 - cosine, or the contrastive (ACD) loss"},
+    )
+    kt_loss_lambda: float = field(default=1.0, metadata={"help": "weight of the knowledge-transfer loss"})
+    kt_quantity_loss_lambda: float = field(
+        default=1.0, metadata={"help": "weight of the CIF branch's quantity loss"}
+    )
+    num_contrastive_negative_samples: int = field(
+        default=700,
+        metadata={"help": "contrastive: negatives per anchor (0.8 x the anchors when the batch has fewer)"},
+    )
+    contrastive_temperature: float = field(default=0.1, metadata={"help": "contrastive: temperature tau"})
+    remove_overlap_in_negs: bool = field(
+        default=False,
+        metadata={"help": "contrastive: an anchor's own PLM feature drawn as a negative does not count"},
+    )
     sentence_avg: bool = II("optimization.sentence_avg")
 
 
@@ -46,19 +77,38 @@ class CtcAsrCriterion(FairseqCriterion):
         self.pad, self.eos = self.dictionary.pad(), self.dictionary.eos()
         self.blank = ctc_blank_index(self.dictionary)
 
+    @property
+    def needs_plm_features(self) -> bool:
+        """Whether batches must carry PLM features (the task reads this)."""
+        return self.cfg.apply_knowledge_transfer
+
     def forward(self, model, sample, reduce=True):
-        net_output = model(**sample["net_input"])
         target = sample["target"]
         labels = target.masked_fill(target.eq(self.eos), self.pad)  # CTC labels: no </s>
         label_lengths = labels.ne(self.pad).sum(dim=1)
-        loss = ctc_loss_sum(
-            net_output["ctc_logits"], net_output["encoder_padding_mask"], labels, label_lengths,
-            self.pad, self.blank, self.cfg.zero_infinity,
-        )  # fmt: skip
+        transfer = self.cfg.apply_knowledge_transfer
+        net_output = model(**sample["net_input"], target_lengths=label_lengths if transfer else None)
+        terms = {
+            "ctc_loss": ctc_loss_sum(
+                net_output["ctc_logits"],
+                net_output["encoder_padding_mask"],
+                labels,
+                label_lengths,
+                self.pad,
+                self.blank,
+                self.cfg.zero_infinity,
+            )  # fmt: skip
+        }
+        loss = terms["ctc_loss"]
+        if transfer:
+            terms.update(self.knowledge_transfer_terms(net_output, sample, label_lengths))
+            loss = loss + self.cfg.kt_quantity_loss_lambda * terms["kt_quantity_loss"]
+            loss = loss + self.cfg.kt_loss_lambda * terms["kt_loss"]
         ntokens = int(label_lengths.sum())
         sample_size = sample["nsentences"] if self.cfg.sentence_avg else ntokens
         logging_output = {
             "loss": loss.item(),
+            **{name: value.item() for name, value in terms.items()},
             "ntokens": ntokens,
             "nsentences": sample["nsentences"],
             "sample_size": sample_size,
@@ -72,6 +122,36 @@ class CtcAsrCriterion(FairseqCriterion):
             logging_output.update(count_errors(hypotheses, references, self.words))
         return loss, sample_size, logging_output
 
+    def knowledge_transfer_terms(self, net_output, sample, label_lengths) -> Dict[str, torch.Tensor]:
+        """The CIF branch's quantity loss, and its distance to the PLM features of the labels (sums)."""
+        if "plm_space_features" not in net_output:
+            raise KeyError(
+                "the model has no knowledge-transfer branch: build it with --apply-knowledge-transfer"
+            )
+        if "plm_features" not in sample:
+            raise KeyError(
+                "the batch has no plm_features: train with --task speech_to_text_cif and a PLM store"
+            )
+        features, plm = net_output["plm_space_features"], sample["plm_features"]
+        width = min(plm.size(1) - 1, features.size(1))
+        positions = torch.arange(width, device=features.device)
+        # A vector counts when the CIF emitted it and it lines up with a label (not [SEP] or padding).
+        anchors = ~net_output["cif_padding_mask"][:, :width] & (positions < label_lengths.unsqueeze(1))
+        student, teacher = features[:, :width][anchors], aligned_teacher(plm, width)[anchors]
+        terms = {"kt_quantity_loss": quantity_loss_sum(net_output["quantity"], label_lengths)}
+        if self.cfg.kt_loss_type == "cosine":
+            terms["kt_loss"] = cosine_distance_loss(student, teacher)
+        else:
+            terms["kt_loss"], terms["contrastive_correct"] = contrastive_distillation(
+                student,
+                teacher,
+                self.cfg.num_contrastive_negative_samples,
+                self.cfg.contrastive_temperature,
+                self.cfg.remove_overlap_in_negs,
+            )
+            terms["contrastive_total"] = torch.tensor(len(student))
+        return terms
+
     def words(self, tokens: List[int]) -> List[str]:
         return token_words(tokens, self.dictionary, self.cfg.post_process)
 
@@ -80,8 +160,8 @@ class CtcAsrCriterion(FairseqCriterion):
         def total(key):
             return sum(log.get(key, 0) for log in logging_outputs)
 
-        sample_size = total("sample_size")
-        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2), sample_size, round=3)
+        log_loss_terms(logging_outputs, LOSS_TERMS)
+        log_contrastive_accuracy(total)
         metrics.log_scalar("ntokens", total("ntokens"))
         metrics.log_scalar("nsentences", total("nsentences"))
         log_error_rates(total)

@@ -2,6 +2,8 @@
 
 - ACD, acoustic contrastive distillation: each projected CIF vector must pick the PLM feature of its
   own token among K negatives (PLM features of other tokens of the batch); InfoNCE on cosines / tau.
+- Cosine distance (knowledge transfer into CTC models): 1 - cos between each projected CIF vector
+  and the PLM feature of its token.
 - LRD, linguistic regression distillation: squared distance between projected decoder states and
   the PLM features of the same tokens.
 
@@ -15,7 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["aligned_teacher", "sample_negatives", "negative_count", "acd_loss", "lrd_loss"]
+__all__ = [
+    "aligned_teacher",
+    "sample_negatives",
+    "negative_count",
+    "acd_loss",
+    "contrastive_distillation",
+    "cosine_distance_loss",
+    "lrd_loss",
+]
 
 COSINE_EPS = 1e-6
 
@@ -66,6 +76,29 @@ def acd_loss(
     targets = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
     loss = F.cross_entropy(logits, targets, reduction="sum")
     return loss, (logits.argmax(dim=1) == 0).sum()
+
+
+def contrastive_distillation(
+    student: Tensor, teacher: Tensor, requested_negatives: int, temperature: float, remove_overlap: bool
+) -> Tuple[Tensor, Tensor]:
+    """:func:`acd_loss` with negatives drawn from the batch (a single anchor has none: loss 0).
+
+    Args:
+        student (Tensor): (N, D) projected CIF vectors of the batch's valid positions.
+        teacher (Tensor): (N, D) PLM features of the same tokens.
+        requested_negatives (int): K, see :func:`negative_count`.
+    """
+    count = negative_count(len(student), requested_negatives)
+    if count < 1:
+        return student.new_zeros((), dtype=torch.float32), torch.zeros((), dtype=torch.long)
+    negatives = sample_negatives(len(student), count, device=student.device)
+    return acd_loss(student, teacher, negatives, temperature, remove_overlap)
+
+
+def cosine_distance_loss(student: Tensor, teacher: Tensor) -> Tensor:
+    """Sum over the N rows of 1 - cos(student_n, teacher_n); (N, D) inputs, float32 result."""
+    cosines = F.cosine_similarity(student.float(), teacher.float(), dim=-1, eps=COSINE_EPS)
+    return (1.0 - cosines).sum()
 
 
 def lrd_loss(student: Tensor, teacher: Tensor, valid: Tensor, dim_scaling: bool) -> Tensor:

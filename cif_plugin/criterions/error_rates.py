@@ -1,6 +1,8 @@
-"""Token and word error counts for validation, and their derived rates (uer, wer)."""
+"""Logged metrics the criteria share: loss terms, token and word error counts for validation and their
+derived rates (uer, wer), contrastive accuracy."""
 
-from typing import Callable, Dict, List, Sequence
+import math
+from typing import Callable, Dict, Iterable, List, Sequence
 
 import torch
 from fairseq import metrics
@@ -8,7 +10,15 @@ from fairseq.data.data_utils import post_process
 
 from .cif_losses import edit_errors
 
-__all__ = ["ERROR_COUNTS", "count_errors", "log_error_rates", "percent", "token_words"]
+__all__ = [
+    "ERROR_COUNTS",
+    "count_errors",
+    "log_contrastive_accuracy",
+    "log_error_rates",
+    "log_loss_terms",
+    "percent",
+    "token_words",
+]
 
 ERROR_COUNTS = ("c_errors", "c_total", "w_errors", "w_total")
 
@@ -41,3 +51,22 @@ def log_error_rates(total: Callable[[str], int]) -> None:
             metrics.log_scalar(key, total(key))
         metrics.log_derived("uer", lambda meters: percent(meters, "c_errors", "c_total"))
         metrics.log_derived("wer", lambda meters: percent(meters, "w_errors", "w_total"))
+
+
+def log_loss_terms(logging_outputs: List[Dict], names: Iterable[str]) -> None:
+    """Each of ``names`` that the outputs hold, summed, per ``sample_size`` and in bits (as fairseq)."""
+    sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
+    for name in names:
+        if any(name in log for log in logging_outputs):
+            value = sum(log.get(name, 0) for log in logging_outputs)
+            metrics.log_scalar(name, value / max(sample_size, 1) / math.log(2), sample_size, round=3)
+
+
+def log_contrastive_accuracy(total: Callable[[str], int]) -> None:
+    """Share of anchors whose positive scored highest: counts summed over workers, then the ratio."""
+    if total("contrastive_total") > 0:
+        metrics.log_scalar("contrastive_correct", total("contrastive_correct"))
+        metrics.log_scalar("contrastive_total", total("contrastive_total"))
+        metrics.log_derived(
+            "contrastive_accuracy", lambda m: percent(m, "contrastive_correct", "contrastive_total")
+        )

@@ -13,13 +13,15 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.models import ARCH_CONFIG_REGISTRY, BaseFairseqModel, register_model, register_model_architecture
 from torch import Tensor, nn
 
-from ..modules import Cif, CifWeightPredictor
+from ..modules import Cif
 from ..modules.cif_decoder import CifArDecoder, CifNarDecoder, DecoderLayerOptions
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
 from .dataclass_arguments import add_dataclass_arguments
 from .s2t_encoder import (
+    TINY_CIF,
     TINY_ENCODER,
-    S2TEncoderConfig,
+    S2TCifConfig,
+    build_cif,
     build_ctc_projection,
     build_encoder,
     fill_missing,
@@ -30,22 +32,7 @@ __all__ = ["S2TCifTransformerConfig", "S2TCifTransformerModel"]
 
 
 @dataclass
-class S2TCifTransformerConfig(S2TEncoderConfig):
-    # CIF (spec 2.4).
-    cif_embedding_dim: int = option(256, "CIF output dimension (a bias-free Linear if != encoder dim)")
-    produce_weight_type: ChoiceEnum(["conv", "dense", "linear"]) = option("conv", "CIF weight predictor")
-    cif_threshold: float = option(0.99, "CIF firing threshold beta")
-    conv_cif_width: int = option(3, "kernel width of the conv weight predictor")
-    conv_cif_output_channels_num: int = option(256, "channels of the conv weight predictor")
-    conv_cif_dropout: float = option(0.2, "dropout after the weight predictor's conv")
-    dense_cif_units_num: int = option(256, "hidden units of the dense weight predictor")
-    apply_scaling: bool = option(True, "in training, scale CIF weights to the target length")
-    apply_tail_handling: bool = option(
-        True, "in evaluation, fire the last partial token above the tail threshold"
-    )
-    tail_handling_firing_threshold: float = option(
-        0.5, "tail threshold in validation (decoding sets its own, 0.4 as published)"
-    )
+class S2TCifTransformerConfig(S2TCifConfig):
     # Decoder (spec 2.5).
     decoder_embed_dim: int = option(256, "decoder dimension")
     decoder_ffn_embed_dim: int = option(2048, "decoder feed-forward dimension")
@@ -73,7 +60,6 @@ class S2TCifTransformerConfig(S2TEncoderConfig):
     apply_bert_distill: bool = option(
         False, "distil PLM features into the model (ACD/LRD options of the cif criterion)"
     )
-    bert_distill_feat_dim: int = option(768, "dimension of the PLM features (768 for bert-base-chinese)")
     distill_cif_outputs: bool = option(False, "a projection of the CIF vectors to the PLM dimension, for ACD")
     distill_decoder_states: bool = option(
         False, "a projection of the decoder states to the PLM dimension, for LRD"
@@ -117,23 +103,7 @@ class S2TCifTransformerModel(BaseFairseqModel):
         dictionary = task.target_dictionary
         encoder = build_encoder(cfg, task)
         ctc_proj = build_ctc_projection(cfg, dictionary)
-        weight_predictor = CifWeightPredictor(
-            cfg.encoder_embed_dim,
-            predictor_type=str(cfg.produce_weight_type),
-            conv_width=cfg.conv_cif_width,
-            conv_channels=cfg.conv_cif_output_channels_num,
-            dropout=cfg.conv_cif_dropout,
-            dense_units=cfg.dense_cif_units_num,
-        )
-        cif = Cif(
-            weight_predictor,
-            input_dim=cfg.encoder_embed_dim,
-            output_dim=cfg.cif_embedding_dim,
-            threshold=cfg.cif_threshold,
-            apply_scaling=cfg.apply_scaling,
-            apply_tail_handling=cfg.apply_tail_handling,
-            tail_threshold=cfg.tail_handling_firing_threshold,
-        )
+        cif = build_cif(cfg)
         decoder = cls.build_decoder(cfg, dictionary, task.args.max_target_positions)
         distill = cfg.apply_bert_distill
         cif_distill_proj = (
@@ -253,10 +223,7 @@ _PAPER_CONFIG = {f.name: f.default for f in dataclasses.fields(S2TCifTransformer
 
 _TINY_CONFIG = dict(
     **TINY_ENCODER,
-    cif_embedding_dim=64,
-    conv_cif_output_channels_num=64,
-    conv_cif_dropout=0.1,
-    dense_cif_units_num=64,
+    **TINY_CIF,
     decoder_embed_dim=64,
     decoder_ffn_embed_dim=128,
     decoder_layers=1,

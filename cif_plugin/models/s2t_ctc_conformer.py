@@ -1,40 +1,71 @@
-"""``s2t_ctc_conformer``: the CIF model's encoder with a CTC output layer only.
+"""``s2t_ctc_conformer``: the CIF model's encoder with a CTC output layer.
 
 The CTC baseline every ASR paper compares against: the same Conv2d front end and pooling conformer
 encoder as ``s2t_cif_transformer`` (paper sizes by default), then Linear(encoder dim -> vocabulary).
 Trained with the ``ctc_asr`` criterion.
+
+Knowledge transfer from a PLM (Deng et al., arXiv 2203.03582): with ``knowledge_transfer_branch``
+(the task sets it from the criterion's ``--apply-knowledge-transfer``) a CIF over the encoder output
+and Linear(CIF dim -> PLM dim) give one vector per target token, which the criterion pulls towards
+the PLM's features of those tokens. The branch runs only when the caller passes ``target_lengths``
+(the criterion does); decoding never does, so inference is pure CTC.
 """
 
 from dataclasses import dataclass, fields
-from typing import Dict
+from typing import Dict, Optional
 
 from fairseq.models import ARCH_CONFIG_REGISTRY, BaseFairseqModel, register_model, register_model_architecture
 from torch import Tensor, nn
 
+from ..modules import Cif
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
 from .dataclass_arguments import add_dataclass_arguments
-from .s2t_encoder import TINY_ENCODER, S2TEncoderConfig, build_ctc_projection, build_encoder, fill_missing
+from .s2t_encoder import (
+    TINY_CIF,
+    TINY_ENCODER,
+    S2TCifConfig,
+    build_cif,
+    build_ctc_projection,
+    build_encoder,
+    fill_missing,
+    option,
+)
 
 __all__ = ["S2TCtcConformerConfig", "S2TCtcConformerModel"]
 
 
 @dataclass
-class S2TCtcConformerConfig(S2TEncoderConfig):
-    pass
+class S2TCtcConformerConfig(S2TCifConfig):
+    knowledge_transfer_branch: bool = option(
+        False,
+        "a training-only CIF branch projected to the PLM dimension (the task sets this from the "
+        "ctc_asr criterion's --apply-knowledge-transfer)",
+    )
 
 
 @register_model("s2t_ctc_conformer", dataclass=S2TCtcConformerConfig)
 class S2TCtcConformerModel(BaseFairseqModel):
-    """Encoder + CTC projection.
+    """Encoder + CTC projection, and optionally the knowledge-transfer branch.
 
     Args:
         encoder (PoolingConformerEncoder): features -> encoder frames.
         ctc_proj (nn.Linear): encoder frames -> CTC logits.
+        cif (Cif, optional): encoder frames -> one vector per token (knowledge transfer only).
+        plm_proj (nn.Linear, optional): CIF vectors -> PLM feature space (knowledge transfer only).
     """
 
-    def __init__(self, encoder: PoolingConformerEncoder, ctc_proj: nn.Linear):
+    def __init__(
+        self,
+        encoder: PoolingConformerEncoder,
+        ctc_proj: nn.Linear,
+        cif: Optional[Cif] = None,
+        plm_proj: Optional[nn.Linear] = None,
+    ):
         super().__init__()
+        if (cif is None) != (plm_proj is None):
+            raise ValueError("the knowledge-transfer branch needs both its CIF and its projection")
         self.encoder, self.ctc_proj = encoder, ctc_proj
+        self.cif, self.plm_proj = cif, plm_proj
 
     @classmethod
     def add_args(cls, parser):
@@ -42,28 +73,47 @@ class S2TCtcConformerModel(BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: S2TCtcConformerConfig, task):
-        return cls(build_encoder(cfg, task), build_ctc_projection(cfg, task.target_dictionary))
+        encoder = build_encoder(cfg, task)
+        ctc_proj = build_ctc_projection(cfg, task.target_dictionary)
+        if not cfg.knowledge_transfer_branch:
+            return cls(encoder, ctc_proj)
+        return cls(
+            encoder, ctc_proj, build_cif(cfg), nn.Linear(cfg.cif_embedding_dim, cfg.bert_distill_feat_dim)
+        )
 
-    def forward(self, src_tokens: Tensor, src_lengths: Tensor, **unused) -> Dict[str, Tensor]:
+    def forward(
+        self, src_tokens: Tensor, src_lengths: Tensor, target_lengths: Optional[Tensor] = None, **unused
+    ) -> Dict[str, Tensor]:
         """(B, T, F) features -> ``encoder_out`` (B, T', D), ``encoder_padding_mask`` (B, T'),
-        ``ctc_logits`` (B, T', V)."""
+        ``ctc_logits`` (B, T', V).
+
+        With the knowledge-transfer branch and ``target_lengths`` (B,) (labels per utterance, the
+        CIF's scaling target in training) also ``plm_space_features`` (B, N, P), zero at padding,
+        ``cif_padding_mask`` (B, N) and ``quantity`` (B,).
+        """
         encoder_out, padding_mask = self.encoder(src_tokens, src_lengths)
-        return {
+        output = {
             "encoder_out": encoder_out,
             "encoder_padding_mask": padding_mask,
             "ctc_logits": self.ctc_proj(encoder_out),
         }
+        if self.cif is not None and target_lengths is not None:
+            cif = self.cif(encoder_out, padding_mask, target_lengths)
+            valid = (~cif.cif_padding_mask).unsqueeze(-1).to(cif.cif_out.dtype)
+            output["plm_space_features"] = self.plm_proj(cif.cif_out * valid)
+            output["cif_padding_mask"], output["quantity"] = cif.cif_padding_mask, cif.quantity
+        return output
 
     def max_positions(self):
         return (self.encoder.max_source_positions, None)
 
 
-_PAPER_ENCODER = {f.name: f.default for f in fields(S2TCtcConformerConfig)}
+_PAPER_CONFIG = {f.name: f.default for f in fields(S2TCtcConformerConfig)}
 
 
 def s2t_ctc_conformer(args):
     """The paper's encoder (15 conformer blocks of 256, pooling after 5 and 10) with a CTC layer."""
-    fill_missing(args, _PAPER_ENCODER)
+    fill_missing(args, _PAPER_CONFIG)
 
 
 # register_model(dataclass=...) already registered a no-op architecture of the model's name.
@@ -73,5 +123,5 @@ ARCH_CONFIG_REGISTRY["s2t_ctc_conformer"] = s2t_ctc_conformer
 @register_model_architecture("s2t_ctc_conformer", "s2t_ctc_conformer_tiny")
 def s2t_ctc_conformer_tiny(args):
     """The tiny CIF model's encoder (64-d, 4 blocks) with a CTC layer, for CPU runs."""
-    fill_missing(args, TINY_ENCODER)
+    fill_missing(args, {**TINY_ENCODER, **TINY_CIF})
     s2t_ctc_conformer(args)

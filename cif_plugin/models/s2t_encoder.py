@@ -1,4 +1,5 @@
-"""What the CIF and CTC models share: the encoder's options, its builder and the CTC projection."""
+"""What the CIF and CTC models share: the encoder's and the CIF's options, their builders and the CTC
+projection."""
 
 from dataclasses import dataclass, field
 from typing import Any, Dict, List
@@ -6,12 +7,16 @@ from typing import Any, Dict, List
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from torch import nn
 
+from ..modules import Cif, CifWeightPredictor
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
 
 __all__ = [
     "S2TEncoderConfig",
+    "S2TCifConfig",
     "TINY_ENCODER",
+    "TINY_CIF",
     "build_encoder",
+    "build_cif",
     "build_ctc_projection",
     "fill_missing",
     "option",
@@ -53,6 +58,27 @@ class S2TEncoderConfig(FairseqDataclass):
     no_scale_embedding: bool = option(False, "do not scale the subsampler output by sqrt(encoder dim)")
 
 
+@dataclass
+class S2TCifConfig(S2TEncoderConfig):
+    # CIF (spec 2.4).
+    cif_embedding_dim: int = option(256, "CIF output dimension (a bias-free Linear if != encoder dim)")
+    produce_weight_type: ChoiceEnum(["conv", "dense", "linear"]) = option("conv", "CIF weight predictor")
+    cif_threshold: float = option(0.99, "CIF firing threshold beta")
+    conv_cif_width: int = option(3, "kernel width of the conv weight predictor")
+    conv_cif_output_channels_num: int = option(256, "channels of the conv weight predictor")
+    conv_cif_dropout: float = option(0.2, "dropout after the weight predictor's conv")
+    dense_cif_units_num: int = option(256, "hidden units of the dense weight predictor")
+    apply_scaling: bool = option(True, "in training, scale CIF weights to the target length")
+    apply_tail_handling: bool = option(
+        True, "in evaluation, fire the last partial token above the tail threshold"
+    )
+    tail_handling_firing_threshold: float = option(
+        0.5, "tail threshold in validation (decoding sets its own, 0.4 as published)"
+    )
+    # PLM features distilled into the model.
+    bert_distill_feat_dim: int = option(768, "dimension of the PLM features (768 for bert-base-chinese)")
+
+
 # The CPU-sized encoder of the *_tiny architectures.
 TINY_ENCODER = dict(
     conv2d_output_channels="16",
@@ -62,6 +88,11 @@ TINY_ENCODER = dict(
     encoder_attention_heads=2,
     conformer_depthwise_conv_kernel_size=7,
     pooling_layer_ids="2,3",
+)
+
+# The CIF of the *_tiny architectures.
+TINY_CIF = dict(
+    cif_embedding_dim=64, conv_cif_output_channels_num=64, conv_cif_dropout=0.1, dense_cif_units_num=64
 )
 
 
@@ -97,6 +128,27 @@ def build_encoder(cfg: S2TEncoderConfig, task) -> PoolingConformerEncoder:
         conv_kernel_sizes=_int_list(cfg.conv_kernel_sizes, "conv_kernel_sizes"),
         max_source_positions=task.args.max_source_positions,
         scale_embedding=not cfg.no_scale_embedding,
+    )
+
+
+def build_cif(cfg: S2TCifConfig) -> Cif:
+    """The CIF module of ``cfg`` over encoder frames of ``cfg.encoder_embed_dim``."""
+    weight_predictor = CifWeightPredictor(
+        cfg.encoder_embed_dim,
+        predictor_type=str(cfg.produce_weight_type),
+        conv_width=cfg.conv_cif_width,
+        conv_channels=cfg.conv_cif_output_channels_num,
+        dropout=cfg.conv_cif_dropout,
+        dense_units=cfg.dense_cif_units_num,
+    )
+    return Cif(
+        weight_predictor,
+        input_dim=cfg.encoder_embed_dim,
+        output_dim=cfg.cif_embedding_dim,
+        threshold=cfg.cif_threshold,
+        apply_scaling=cfg.apply_scaling,
+        apply_tail_handling=cfg.apply_tail_handling,
+        tail_threshold=cfg.tail_handling_firing_threshold,
     )
 
 

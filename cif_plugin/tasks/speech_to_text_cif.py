@@ -137,6 +137,8 @@ class SpeechToTextCifTask(SpeechToTextTask):
             values["distill_cif_outputs"] = True
         if getattr(self.args, "apply_dec_state_dis_loss", False):
             values["distill_decoder_states"] = True
+        if getattr(self.args, "apply_knowledge_transfer", False):  # ctc_asr criterion
+            values["knowledge_transfer_branch"] = True
         if isinstance(cfg, DictConfig):
             with open_dict(cfg):
                 cfg.update(values)

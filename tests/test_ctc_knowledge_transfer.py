@@ -1,0 +1,117 @@
+"""Knowledge transfer from a PLM into the CTC model: a training-only CIF branch pulled towards the
+PLM's token features (arXiv 2203.03582)."""
+
+import subprocess
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fairseq import checkpoint_utils
+
+from cif_plugin.criterions.distillation_losses import cosine_distance_loss
+
+from fairseq_setup import build_from_command_line, fairseq_cli, tiny_train_command
+
+TRANSFER = ["--criterion", "ctc_asr", "--apply-knowledge-transfer", "--bert-distill-feat-dim", "32"]
+
+
+def _batch(task, size=4):
+    task.load_dataset("train")
+    dataset = task.datasets["train"]
+    return dataset.collater([dataset[i] for i in range(size)])
+
+
+def test_cosine_distance_loss_is_one_minus_the_cosine_of_each_row():
+    student = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0]])
+    teacher = torch.tensor([[2.0, 0.0], [1.0, 0.0], [-3.0, -4.0]])  # cosines 1, 0, -1
+    assert cosine_distance_loss(student, teacher).item() == pytest.approx(0.0 + 1.0 + 2.0)
+
+
+def test_the_branch_exists_only_with_knowledge_transfer(plm_data):
+    _, _, plain, criterion = build_from_command_line(
+        plm_data, "s2t_ctc_conformer_tiny", ["--criterion", "ctc_asr"]
+    )
+    assert plain.cif is None and plain.plm_proj is None and not criterion.needs_plm_features
+    _, task, model, criterion = build_from_command_line(plm_data, "s2t_ctc_conformer_tiny", TRANSFER)
+    assert model.plm_proj.out_features == 32 and criterion.needs_plm_features
+    extra = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert extra == sum(p.numel() for p in model.cif.parameters()) + 64 * 32 + 32
+    sample = _batch(task)
+    model.eval()
+    with torch.no_grad():  # decoding calls the model as fairseq-generate does: pure CTC
+        decoded = model(**sample["net_input"])
+    assert set(decoded) == {"encoder_out", "encoder_padding_mask", "ctc_logits"}
+
+
+@pytest.mark.parametrize("kind", ["cosine", "contrastive"])
+def test_loss_adds_quantity_and_transfer_terms_to_ctc(plm_data, kind):
+    torch.manual_seed(0)
+    options = [
+        *TRANSFER,
+        "--kt-loss-type",
+        kind,
+        "--kt-loss-lambda",
+        "0.7",
+        "--kt-quantity-loss-lambda",
+        "0.3",
+    ]
+    _, task, model, criterion = build_from_command_line(plm_data, "s2t_ctc_conformer_tiny", options)
+    sample = _batch(task)
+    eos, pad = task.target_dictionary.eos(), task.target_dictionary.pad()
+    label_lengths = (sample["target"].ne(eos) & sample["target"].ne(pad)).sum(dim=1)
+    model.train()
+    torch.manual_seed(1)
+    loss, sample_size, log = criterion(model, sample)
+    torch.manual_seed(1)  # same dropout, same negatives
+    output = model(**sample["net_input"], target_lengths=label_lengths)
+    quantity = (output["quantity"] - label_lengths).abs().sum()
+    assert log["kt_quantity_loss"] == pytest.approx(quantity.item(), rel=1e-5)
+    students, teachers = [], []
+    for b, length in enumerate(label_lengths.tolist()):
+        students.append(output["plm_space_features"][b, :length])
+        teachers.append(sample["plm_features"][b, 1 : 1 + length].float())  # after [CLS]: the labels
+    student, teacher = torch.cat(students), torch.cat(teachers)
+    if kind == "cosine":
+        expected = (1 - F.cosine_similarity(student, teacher, dim=-1)).sum()
+        assert log["kt_loss"] == pytest.approx(expected.item(), rel=1e-5)
+    else:
+        assert log["contrastive_total"] == len(student) == sample_size
+        assert 0 <= log["contrastive_correct"] <= len(student) and log["kt_loss"] > 0
+    assert loss.item() == pytest.approx(
+        log["ctc_loss"] + 0.3 * log["kt_quantity_loss"] + 0.7 * log["kt_loss"], rel=1e-5
+    )
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())  # the branch trains with the encoder
+
+
+@pytest.fixture(scope="module")
+def transfer_training(plm_data, tmp_path_factory):
+    """(log, checkpoint) of three fairseq-train updates of the tiny CTC model with contrastive transfer."""
+    save_dir = tmp_path_factory.mktemp("ctc_kt")
+    command = tiny_train_command(plm_data, save_dir, "s2t_ctc_conformer_tiny", "ctc_asr", max_update=3)
+    command += TRANSFER[2:] + ["--kt-loss-type", "contrastive", "--num-contrastive-negative-samples", "20"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    return log, save_dir / "checkpoint_last.pt"
+
+
+def test_fairseq_train_with_knowledge_transfer(transfer_training):
+    log, checkpoint = transfer_training
+    for name in ("ctc_loss", "kt_quantity_loss", "kt_loss", "contrastive_accuracy", "uer"):
+        assert f"| {name} " in log, name
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(checkpoint))
+    assert state["model"]["plm_proj.weight"].shape == (32, 64)
+
+
+def test_fairseq_generate_on_a_transfer_trained_model_needs_no_plm_features(
+    plm_data, transfer_training, tmp_path
+):
+    data = tmp_path / "data"
+    subprocess.run(["cp", "-r", str(plm_data), str(data)], check=True)
+    subprocess.run(["rm", "-r", str(data / "plm_features")], check=True)
+    command = fairseq_cli("generate", data, "--gen-subset", "dev", "--cpu", "--scoring", "wer")
+    command += ["--path", str(transfer_training[1]), "--beam", "2", "--max-tokens", "4000"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sum(line.startswith("D-") for line in result.stdout.splitlines()) == 8
