@@ -60,3 +60,37 @@ def plm_data(tiny_data, tiny_bert, tmp_path_factory) -> Path:
     command = [sys.executable, str(script), "--data", str(data), "--plm", str(tiny_bert)]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     return data
+
+
+@pytest.fixture(scope="session")
+def ctc_training(tiny_data, tmp_path_factory):
+    """(log, checkpoint) of three fairseq-train updates of the tiny CTC model."""
+    save_dir = tmp_path_factory.mktemp("ctc")
+    command = tiny_train_command(tiny_data, save_dir, "s2t_ctc_conformer_tiny", "ctc_asr", max_update=3)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    return log, save_dir / "checkpoint_last.pt"
+
+
+FAVOURITE = "九"  # the only word of the language_model fixture's training text
+
+
+def _run(module, *args, cwd):
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+@pytest.fixture(scope="session")
+def language_model(tiny_data, tmp_path_factory):
+    """A tiny transformer LM, trained with stock fairseq-train on '九 九 九' lines, over tiny_data's dict."""
+    root = tmp_path_factory.mktemp("lm")
+    (root / "train.txt").write_text("\n".join(" ".join([FAVOURITE] * n) for n in range(2, 8)) * 20 + "\n")
+    _run("fairseq_cli.preprocess", "--only-source", "--srcdict", str(tiny_data / "dict.txt"), "--trainpref",
+         "train.txt", "--validpref", "train.txt", "--destdir", "bin", "--workers", "1", cwd=root)  # fmt: skip
+    _run("fairseq_cli.train", "bin", "--task", "language_modeling", "--arch", "transformer_lm",
+         "--decoder-layers", "1", "--decoder-embed-dim", "32", "--decoder-ffn-embed-dim", "64",
+         "--decoder-attention-heads", "2", "--sample-break-mode", "eos", "--tokens-per-sample", "64",
+         "--max-tokens", "512", "--optimizer", "adam", "--lr", "5e-3", "--max-update", "60", "--cpu",
+         "--no-progress-bar", "--save-dir", "ckpt", "--no-epoch-checkpoints", cwd=root)  # fmt: skip
+    return root / "ckpt" / "checkpoint_last.pt"

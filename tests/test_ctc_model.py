@@ -11,7 +11,7 @@ from cif_plugin.criterions.cif_losses import ctc_loss_sum
 from cif_plugin.generation.ctc_generator import ctc_prefix_beam_search
 from cif_plugin.generation.ctc_greedy import ctc_greedy_tokens
 
-from fairseq_setup import build_from_command_line, fairseq_cli, tiny_train_command
+from fairseq_setup import build_from_command_line, fairseq_cli
 
 PAD, BLANK = 1, 0
 
@@ -87,17 +87,6 @@ def test_criterion_is_the_built_in_ctc_on_labels_without_eos(tiny_data):
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     assert sample_size == int(sample["target_lengths"].sum()) - 4  # tokens without </s>
     assert log["c_total"] == sample_size
-
-
-@pytest.fixture(scope="module")
-def ctc_training(tiny_data, tmp_path_factory):
-    """(log, checkpoint) of three fairseq-train updates of the tiny CTC model."""
-    save_dir = tmp_path_factory.mktemp("ctc")
-    command = tiny_train_command(tiny_data, save_dir, "s2t_ctc_conformer_tiny", "ctc_asr", max_update=3)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-3000:]
-    return log, save_dir / "checkpoint_last.pt"
 
 
 def test_fairseq_train_ctc_model(ctc_training):

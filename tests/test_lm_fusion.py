@@ -1,35 +1,13 @@
 """Shallow fusion with a stock fairseq language model trained over the ASR dictionary."""
 
 import subprocess
-import sys
 from argparse import Namespace
 
 import pytest
 import torch
 
+from conftest import FAVOURITE
 from fairseq_setup import build_from_command_line, fairseq_cli
-
-FAVOURITE = "九"  # the only word of the LM's training text
-
-
-def _run(module, *args, cwd):
-    result = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-
-
-@pytest.fixture(scope="module")
-def language_model(tiny_data, tmp_path_factory):
-    """A tiny transformer LM, trained with stock fairseq-train on '九 九 九' lines, over tiny_data's dict."""
-    root = tmp_path_factory.mktemp("lm")
-    (root / "train.txt").write_text("\n".join(" ".join([FAVOURITE] * n) for n in range(2, 8)) * 20 + "\n")
-    _run("fairseq_cli.preprocess", "--only-source", "--srcdict", str(tiny_data / "dict.txt"), "--trainpref",
-         "train.txt", "--validpref", "train.txt", "--destdir", "bin", "--workers", "1", cwd=root)  # fmt: skip
-    _run("fairseq_cli.train", "bin", "--task", "language_modeling", "--arch", "transformer_lm",
-         "--decoder-layers", "1", "--decoder-embed-dim", "32", "--decoder-ffn-embed-dim", "64",
-         "--decoder-attention-heads", "2", "--sample-break-mode", "eos", "--tokens-per-sample", "64",
-         "--max-tokens", "512", "--optimizer", "adam", "--lr", "5e-3", "--max-update", "60", "--cpu",
-         "--no-progress-bar", "--save-dir", "ckpt", "--no-epoch-checkpoints", cwd=root)  # fmt: skip
-    return root / "ckpt" / "checkpoint_last.pt"
 
 
 def _decode(task, model, sample, lm_path=None, lm_weight=0.0):

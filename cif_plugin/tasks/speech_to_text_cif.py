@@ -12,6 +12,7 @@ so decoding a test set would silently skip its shortest utterances.
 
 import logging
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from fairseq import checkpoint_utils
@@ -20,6 +21,7 @@ from fairseq.tasks.speech_to_text import SpeechToTextTask
 from omegaconf import DictConfig, open_dict
 
 from ..generation import CifGenerator, CtcGenerator
+from ..generation.prefix_lm_scorers import FairseqLmPrefixScorer, KenLmPrefixScorer
 from ..modules.plm_feature_store import PlmFeatureStore
 from .audio_manifest_check import find_unreadable_rows
 from .plm_feature_dataset import PlmFeatureDataset
@@ -49,6 +51,18 @@ class SpeechToTextCifTask(SpeechToTextTask):
             type=float,
             default=0.4,
             help="CIF tail firing threshold when decoding (fairseq-generate); 0.4 as published",
+        )
+        parser.add_argument(
+            "--ngram-lm-path",
+            default=None,
+            help="CTC models: an n-gram LM (ARPA or KenLM binary, words = dictionary symbols) fused in "
+            "prefix beam search at --lm-weight (fairseq-generate reads --lm-path itself, as a fairseq LM)",
+        )
+        parser.add_argument(
+            "--ctc-token-bonus",
+            type=float,
+            default=0.0,
+            help="CTC prefix beam search: score added per emitted label (offsets an LM's per-label cost)",
         )
 
     def __init__(self, args, tgt_dict):
@@ -103,17 +117,32 @@ class SpeechToTextCifTask(SpeechToTextTask):
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
         """CIF models: greedy for ``--beam 1``, beam search otherwise, NAR for NAR decoders, shallow
         fusion with the fairseq LM of ``--lm-path`` at ``--lm-weight``. CTC models: greedy or prefix
-        beam search."""
+        beam search, with shallow fusion of the fairseq LM of ``--lm-path`` or the n-gram LM of
+        ``--ngram-lm-path``, at ``--lm-weight`` with ``--ctc-token-bonus`` per label."""
         lm_path, lm_weight = getattr(args, "lm_path", None), getattr(args, "lm_weight", 0.0)
+        ngram_path = getattr(self.args, "ngram_lm_path", None)
+        if ngram_path and lm_path:
+            raise ValueError("fuse one LM: --lm-path (fairseq) or --ngram-lm-path (n-gram), not both")
         if not hasattr(models[0], "decoder"):
-            if lm_path:
-                raise ValueError("--lm-path: LM fusion is implemented for CIF models, not for CTC models")
-            return CtcGenerator(models[0], self.target_dictionary, args.beam, args.nbest)
+            scorer = self.prefix_scorer(lm_path, ngram_path) if lm_path or ngram_path else None
+            token_bonus = getattr(self.args, "ctc_token_bonus", 0.0)
+            return CtcGenerator(
+                models[0], self.target_dictionary, args.beam, args.nbest, scorer, lm_weight, token_bonus
+            )
+        if ngram_path:
+            raise ValueError(f"--ngram-lm-path {ngram_path}: n-gram LMs fuse with CTC models only")
         tail_threshold = getattr(self.args, "decoding_tail_threshold", 0.4)
         lm = self.load_language_model(lm_path) if lm_path else None
         return CifGenerator(
             models[0], self.target_dictionary, args.beam, args.nbest, tail_threshold, lm, lm_weight
         )
+
+    def prefix_scorer(self, lm_path: Optional[str], ngram_path: Optional[str]):
+        """The fairseq LM of ``lm_path`` or the n-gram LM of ``ngram_path``, as a prefix scorer."""
+        if ngram_path:
+            return KenLmPrefixScorer(ngram_path, self.target_dictionary)
+        dictionary = self.target_dictionary
+        return FairseqLmPrefixScorer(self.load_language_model(lm_path), dictionary.eos(), dictionary.pad())
 
     def load_language_model(self, path: str):
         """A fairseq LM checkpoint trained over this task's dictionary (its task reads the same dict.txt)."""
