@@ -17,8 +17,10 @@ system-packages:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES); }
 
-# Order matters: fairseq-fixed builds against the torch, numpy and cython already in the venv.
-$(INSTALLED): requirements.txt requirements-dev.txt setup.py
+# Order matters: fairseq-fixed builds against the torch, numpy and cython already in the venv. The
+# last step builds the ASG operator (C++ always, CUDA when a toolkit is found: see setup.py).
+ASG_SOURCES := $(wildcard cif_plugin/ops/asg/csrc/*)
+$(INSTALLED): requirements.txt requirements-dev.txt setup.py $(ASG_SOURCES)
 	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -c requirements.txt torch torchaudio
@@ -42,6 +44,7 @@ lint: install
 
 bench: install
 	$(VENV_PYTHON) benchmarks/bench_cif.py
+	$(VENV_PYTHON) benchmarks/bench_asg.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache cif_plugin/ops/asg/*.so

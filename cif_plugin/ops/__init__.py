@@ -1,0 +1,1 @@
+"""Custom operators (``asg``); the compiled parts are imported lazily, on first use."""
