@@ -20,7 +20,7 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
 from omegaconf import DictConfig, open_dict
 
-from ..generation import CifGenerator, CtcGenerator
+from ..generation import AsgGenerator, CifGenerator, CtcGenerator
 from ..generation.prefix_lm_scorers import FairseqLmPrefixScorer, KenLmPrefixScorer
 from ..modules.plm_feature_store import PlmFeatureStore
 from .audio_manifest_check import find_unreadable_rows
@@ -114,15 +114,23 @@ class SpeechToTextCifTask(SpeechToTextTask):
         _keep_every_sample(dataset)
         return super().get_batch_iterator(dataset, *args, **kwargs)
 
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        """Tell criteria that count updates (asg's linear segmentation warm-up) where training is."""
+        if hasattr(criterion, "set_num_updates"):
+            criterion.set_num_updates(update_num)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
         """CIF models: greedy for ``--beam 1``, beam search otherwise, NAR for NAR decoders, shallow
         fusion with the fairseq LM of ``--lm-path`` at ``--lm-weight``. CTC models: greedy or prefix
         beam search, with shallow fusion of the fairseq LM of ``--lm-path`` or the n-gram LM of
-        ``--ngram-lm-path``, at ``--lm-weight`` with ``--ctc-token-bonus`` per label."""
+        ``--ngram-lm-path``, at ``--lm-weight`` with ``--ctc-token-bonus`` per label. ASG models: Viterbi."""
         lm_path, lm_weight = getattr(args, "lm_path", None), getattr(args, "lm_weight", 0.0)
         ngram_path = getattr(self.args, "ngram_lm_path", None)
         if ngram_path and lm_path:
             raise ValueError("fuse one LM: --lm-path (fairseq) or --ngram-lm-path (n-gram), not both")
+        if hasattr(models[0], "transitions"):
+            return AsgGenerator(models[0], self.target_dictionary, args.beam, args.nbest)
         if not hasattr(models[0], "decoder"):
             scorer = self.prefix_scorer(lm_path, ngram_path) if lm_path or ngram_path else None
             token_bonus = getattr(self.args, "ctc_token_bonus", 0.0)
@@ -168,6 +176,10 @@ class SpeechToTextCifTask(SpeechToTextTask):
             values["distill_decoder_states"] = True
         if getattr(self.args, "apply_knowledge_transfer", False):  # ctc_asr criterion
             values["knowledge_transfer_branch"] = True
+        if hasattr(self.args, "asg_transitions_init"):  # asg criterion: the model holds what it trains
+            values.update(
+                transitions_init=self.args.asg_transitions_init, max_replabel=self.args.max_replabel
+            )
         if isinstance(cfg, DictConfig):
             with open_dict(cfg):
                 cfg.update(values)

@@ -1,0 +1,173 @@
+"""Criterion ``asg``: wav2letter's Auto Segmentation Criterion (reference/hieradist_spec.md section 9)
+on our own operator (``cif_plugin.ops.asg``), for ``s2t_asg_conformer`` models.
+
+Targets per utterance: the tokens without ``</s>`` (there is no silence token), repetitions packed
+into replabel symbols "1".."max_replabel" (which must be in the dictionary), cut to the utterance's
+frames. During the first ``--linseg-updates`` updates the target is replaced by its uniform linear
+segmentation over the frames (one label per frame), the warm-up of the reference criterion; the
+count comes from the trainer, so it survives a restart. The loss is summed over the batch, each
+utterance scaled by ``--scale-mode`` (1/sqrt(target size) as published). Validation decodes with
+Viterbi and logs token and word error rates (``uer``, ``wer``).
+"""
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+import torch
+from fairseq import metrics
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from omegaconf import II
+
+from ..ops.asg import (
+    SCALE_MODES,
+    asg_loss,
+    asg_viterbi,
+    collapse_repeats,
+    pack_replabels,
+    replabel_ids,
+    unpack_replabels,
+)
+from .cif_losses import strip_target
+from .error_rates import count_errors, log_error_rates, token_words
+
+__all__ = ["AsgCriterion", "AsgCriterionConfig", "linear_segmentation"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AsgCriterionConfig(FairseqDataclass):
+    asg_transitions_init: float = field(
+        default=0.0, metadata={"help": "initial transitions: this value times the identity (in the model)"}
+    )
+    max_replabel: int = field(
+        default=2,
+        metadata={"help": "longest repetition written as one replabel symbol ('1'..'N' must be in dict.txt)"},
+    )
+    scale_mode: ChoiceEnum(SCALE_MODES) = field(
+        default="target_size_sqrt",
+        metadata={
+            "help": "per-utterance loss scale: 1, 1/target size, or 1/sqrt(target size) (wav2letter's)"
+        },
+    )
+    linseg_updates: int = field(
+        default=0,
+        metadata={"help": "updates trained on uniform linear segmentations of the targets (warm-up)"},
+    )
+    hide_linseg_messages: bool = field(
+        default=False, metadata={"help": "do not log when the linear segmentation warm-up starts and ends"}
+    )
+    asg_implementation: ChoiceEnum(["native", "python"]) = field(
+        default="native",
+        metadata={"help": "ASG operator: our C++/CUDA kernels, or the pure-PyTorch reference"},
+    )
+    post_process: str = field(
+        default="char",
+        metadata={
+            "help": "words for w_errors: 'char' (each token is a word) or a fairseq post-process symbol"
+        },
+    )
+    sentence_avg: bool = II("optimization.sentence_avg")
+
+
+def linear_segmentation(labels: List[int], frames: int) -> List[int]:
+    """One label per frame, each label over an equal share of the frames (wav2letter's LinSeg)."""
+    return [labels[t * len(labels) // frames] for t in range(frames)]
+
+
+@register_criterion("asg", dataclass=AsgCriterionConfig)
+class AsgCriterion(FairseqCriterion):
+    def __init__(self, cfg: AsgCriterionConfig, task):
+        super().__init__(task)
+        self.cfg = cfg
+        self.dictionary = task.target_dictionary
+        self.pad, self.eos = self.dictionary.pad(), self.dictionary.eos()
+        self.replabels = replabel_ids(self.dictionary, cfg.max_replabel) if cfg.max_replabel > 0 else []
+        self.num_updates = 0
+        if cfg.linseg_updates > 0 and not cfg.hide_linseg_messages:
+            logger.info(
+                f"ASG: the first {cfg.linseg_updates} updates train on linear segmentations of the targets"
+            )
+
+    def set_num_updates(self, num_updates: int) -> None:
+        """Called by the task before each training step (the linear segmentation warm-up counts them)."""
+        crossing = self.num_updates < self.cfg.linseg_updates <= num_updates
+        if crossing and not self.cfg.hide_linseg_messages:
+            logger.info(
+                f"ASG: linear segmentation warm-up over at update {num_updates}: real targets from now"
+            )
+        self.num_updates = num_updates
+
+    def forward(self, model, sample, reduce=True):
+        net_output = model(**sample["net_input"])
+        emissions, padding_mask = net_output["emissions"], net_output["encoder_padding_mask"]
+        frames = (~padding_mask).sum(dim=1)
+        references = strip_target(sample["target"], [self.pad, self.eos])
+        linseg = model.training and self.num_updates < self.cfg.linseg_updates
+        targets, target_lengths = self.prepare_targets(
+            references, frames.tolist(), sample["id"].tolist(), linseg
+        )
+        loss = asg_loss(
+            emissions,
+            model.transitions,
+            targets,
+            frames,
+            target_lengths,
+            reduction="sum",
+            scale_mode=str(self.cfg.scale_mode),
+            implementation=str(self.cfg.asg_implementation),
+        )
+        ntokens = sum(len(reference) for reference in references)
+        sample_size = sample["nsentences"] if self.cfg.sentence_avg else ntokens
+        logging_output = {
+            "loss": loss.item(),
+            "ntokens": ntokens,
+            "nsentences": sample["nsentences"],
+            "sample_size": sample_size,
+        }
+        if not model.training:
+            hypotheses = self.decode(emissions, model.transitions, frames)
+            logging_output.update(count_errors(hypotheses, references, self.words))
+        return loss, sample_size, logging_output
+
+    def prepare_targets(
+        self, references: List[List[int]], frames: List[int], ids: List[int], linseg: bool
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) padded ASG targets and (B,) lengths: packed, cut to the frames, linear-segmented."""
+        rows = []
+        for tokens, length, utterance in zip(references, frames, ids, strict=True):
+            if not tokens:
+                raise ValueError(f"utterance {utterance} has an empty target: ASG needs at least one label")
+            labels = pack_replabels(tokens, self.replabels)[:length]
+            rows.append(linear_segmentation(labels, length) if linseg else labels)
+        lengths = torch.tensor([len(row) for row in rows])
+        targets = torch.full((len(rows), max(1, int(lengths.max()))), self.pad, dtype=torch.long)
+        for b, row in enumerate(rows):
+            targets[b, : len(row)] = torch.tensor(row)
+        return targets, lengths
+
+    def decode(self, emissions, transitions, frames) -> List[List[int]]:
+        """Viterbi paths -> tokens (repeats merged, replabels unpacked)."""
+        paths, _ = asg_viterbi(emissions, transitions, frames)
+        return [unpack_replabels(collapse_repeats(path), self.replabels) for path in paths]
+
+    def words(self, tokens: List[int]) -> List[str]:
+        return token_words(tokens, self.dictionary, self.cfg.post_process)
+
+    @classmethod
+    def reduce_metrics(cls, logging_outputs) -> None:
+        def total(key):
+            return sum(log.get(key, 0) for log in logging_outputs)
+
+        sample_size = total("sample_size")
+        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2), sample_size, round=3)
+        metrics.log_scalar("ntokens", total("ntokens"))
+        metrics.log_scalar("nsentences", total("nsentences"))
+        log_error_rates(total)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True

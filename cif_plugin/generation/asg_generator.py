@@ -1,0 +1,52 @@
+"""Decoding of ASG models for fairseq-generate: the Viterbi path through emissions and transitions.
+
+Consecutive equal labels of the path are one token and replabels are unpacked. Hypotheses carry
+``tokens`` (ending with ``</s>``), ``score`` (the path score: emissions + transitions, unnormalised
+as ASG's are), ``positional_scores`` (the score on ``</s>``, zeros before) and ``alignment`` None.
+"""
+
+import logging
+from typing import Dict
+
+import torch
+from torch import Tensor
+
+from ..ops.asg import asg_viterbi, collapse_repeats, replabel_ids, unpack_replabels
+
+__all__ = ["AsgGenerator"]
+
+logger = logging.getLogger(__name__)
+
+
+class AsgGenerator:
+    """Viterbi decoding of one ``S2TAsgConformerModel`` (one hypothesis per utterance).
+
+    Args:
+        model: the ASG model (its ``transitions`` and ``max_replabel``). tgt_dict: the target dictionary.
+    """
+
+    def __init__(self, model, tgt_dict, beam: int = 1, nbest: int = 1):
+        if nbest > 1:
+            raise ValueError("ASG decoding is Viterbi: it gives one hypothesis per utterance (--nbest 1)")
+        self.model, self.tgt_dict, self.eos = model, tgt_dict, tgt_dict.eos()
+        self.replabels = replabel_ids(tgt_dict, model.max_replabel) if model.max_replabel > 0 else []
+        self.symbols_to_strip_from_output = {self.eos}
+        if beam > 1:
+            logger.info(f"ASG decoding is exact Viterbi: --beam {beam} is not used")
+
+    @torch.no_grad()
+    def generate(self, models, sample, prefix_tokens=None, constraints=None, **unused):
+        if len(models) != 1 or prefix_tokens is not None or constraints is not None:
+            raise ValueError("ASG decoding takes one model, without prefixes or constraints")
+        self.model.eval()
+        output = self.model(**sample["net_input"])
+        frames = (~output["encoder_padding_mask"]).sum(dim=1)
+        paths, scores = asg_viterbi(output["emissions"], self.model.transitions, frames)
+        return [[self._hypothesis(path, score)] for path, score in zip(paths, scores.cpu(), strict=True)]
+
+    def _hypothesis(self, path, score: Tensor) -> Dict[str, Tensor]:
+        labels = unpack_replabels(collapse_repeats(path), self.replabels)
+        tokens = torch.tensor(labels + [self.eos], dtype=torch.long)
+        positional = torch.zeros(len(tokens))
+        positional[-1] = score
+        return {"tokens": tokens, "score": score, "positional_scores": positional, "alignment": None}
