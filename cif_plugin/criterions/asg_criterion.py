@@ -11,7 +11,6 @@ Viterbi and logs token and word error rates (``uer``, ``wer``).
 """
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import List, Tuple
 
@@ -21,17 +20,9 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
-from ..ops.asg import (
-    SCALE_MODES,
-    asg_loss,
-    asg_viterbi,
-    collapse_repeats,
-    pack_replabels,
-    replabel_ids,
-    unpack_replabels,
-)
+from ..ops.asg import SCALE_MODES, asg_decode, asg_loss, pack_replabels, replabel_ids
 from .cif_losses import strip_target
-from .error_rates import count_errors, log_error_rates, token_words
+from .error_rates import count_errors, log_error_rates, log_loss_terms, token_words
 
 __all__ = ["AsgCriterion", "AsgCriterionConfig", "linear_segmentation"]
 
@@ -129,7 +120,7 @@ class AsgCriterion(FairseqCriterion):
             "sample_size": sample_size,
         }
         if not model.training:
-            hypotheses = self.decode(emissions, model.transitions, frames)
+            hypotheses, _ = asg_decode(emissions, model.transitions, frames, self.replabels)
             logging_output.update(count_errors(hypotheses, references, self.words))
         return loss, sample_size, logging_output
 
@@ -149,11 +140,6 @@ class AsgCriterion(FairseqCriterion):
             targets[b, : len(row)] = torch.tensor(row)
         return targets, lengths
 
-    def decode(self, emissions, transitions, frames) -> List[List[int]]:
-        """Viterbi paths -> tokens (repeats merged, replabels unpacked)."""
-        paths, _ = asg_viterbi(emissions, transitions, frames)
-        return [unpack_replabels(collapse_repeats(path), self.replabels) for path in paths]
-
     def words(self, tokens: List[int]) -> List[str]:
         return token_words(tokens, self.dictionary, self.cfg.post_process)
 
@@ -162,8 +148,7 @@ class AsgCriterion(FairseqCriterion):
         def total(key):
             return sum(log.get(key, 0) for log in logging_outputs)
 
-        sample_size = total("sample_size")
-        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2), sample_size, round=3)
+        log_loss_terms(logging_outputs, ("loss",))
         metrics.log_scalar("ntokens", total("ntokens"))
         metrics.log_scalar("nsentences", total("nsentences"))
         log_error_rates(total)

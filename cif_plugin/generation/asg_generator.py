@@ -6,12 +6,11 @@ as ASG's are), ``positional_scores`` (the score on ``</s>``, zeros before) and `
 """
 
 import logging
-from typing import Dict
 
 import torch
-from torch import Tensor
 
-from ..ops.asg import asg_viterbi, collapse_repeats, replabel_ids, unpack_replabels
+from ..ops.asg import asg_decode, replabel_ids
+from .ctc_generator import sequence_hypothesis
 
 __all__ = ["AsgGenerator"]
 
@@ -41,12 +40,8 @@ class AsgGenerator:
         self.model.eval()
         output = self.model(**sample["net_input"])
         frames = (~output["encoder_padding_mask"]).sum(dim=1)
-        paths, scores = asg_viterbi(output["emissions"], self.model.transitions, frames)
-        return [[self._hypothesis(path, score)] for path, score in zip(paths, scores.cpu(), strict=True)]
-
-    def _hypothesis(self, path, score: Tensor) -> Dict[str, Tensor]:
-        labels = unpack_replabels(collapse_repeats(path), self.replabels)
-        tokens = torch.tensor(labels + [self.eos], dtype=torch.long)
-        positional = torch.zeros(len(tokens))
-        positional[-1] = score
-        return {"tokens": tokens, "score": score, "positional_scores": positional, "alignment": None}
+        hypotheses, scores = asg_decode(output["emissions"], self.model.transitions, frames, self.replabels)
+        return [
+            [sequence_hypothesis(labels, score, self.eos)]
+            for labels, score in zip(hypotheses, scores.cpu(), strict=True)
+        ]

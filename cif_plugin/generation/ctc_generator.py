@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .ctc_greedy import ctc_greedy_tokens
 
-__all__ = ["CtcGenerator", "ctc_prefix_beam_search"]
+__all__ = ["CtcGenerator", "ctc_prefix_beam_search", "sequence_hypothesis"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,11 +173,17 @@ class CtcGenerator:
                 )
                 for b, length in enumerate(lengths)
             ]
-        return [[self._hypothesis(labels, score) for labels, score in best[: self.nbest]] for best in results]
+        return [
+            [sequence_hypothesis(labels, score, self.eos) for labels, score in best[: self.nbest]]
+            for best in results
+        ]
 
-    def _hypothesis(self, labels: Prefix, score) -> Dict[str, Tensor]:
-        tokens = torch.tensor(list(labels) + [self.eos], dtype=torch.long)
-        score = torch.tensor(score)
-        positional = torch.zeros(len(tokens))
-        positional[-1] = score
-        return {"tokens": tokens, "score": score, "positional_scores": positional, "alignment": None}
+
+def sequence_hypothesis(labels, score, eos: int) -> Dict[str, Tensor]:
+    """A fairseq-generate hypothesis for a model that scores whole label sequences (CTC, ASG):
+    ``tokens`` = labels + ``</s>``, ``positional_scores`` zero but on ``</s>``, no alignment."""
+    tokens = torch.tensor(list(labels) + [eos], dtype=torch.long)
+    score = torch.as_tensor(score, dtype=torch.float)
+    positional = torch.zeros(len(tokens))
+    positional[-1] = score
+    return {"tokens": tokens, "score": score, "positional_scores": positional, "alignment": None}

@@ -1,11 +1,13 @@
 """Best label path through emissions and transitions (decoding of ASG-trained models)."""
 
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["asg_viterbi", "collapse_repeats"]
+from .replabels import unpack_replabels
+
+__all__ = ["asg_decode", "asg_viterbi", "collapse_repeats"]
 
 
 @torch.no_grad()
@@ -43,3 +45,11 @@ def asg_viterbi(
 def collapse_repeats(path: List[int]) -> List[int]:
     """Frame labels -> tokens: consecutive equal labels are one token."""
     return [label for t, label in enumerate(path) if t == 0 or label != path[t - 1]]
+
+
+def asg_decode(
+    emissions: Tensor, transitions: Tensor, input_lengths: Tensor, replabels: Sequence[int]
+) -> Tuple[List[List[int]], Tensor]:
+    """Tokens of the Viterbi paths (repeats merged, replabels unpacked), and the (B,) path scores."""
+    paths, scores = asg_viterbi(emissions, transitions, input_lengths)
+    return [unpack_replabels(collapse_repeats(path), replabels) for path in paths], scores
