@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from typing import List, Tuple
 
 import torch
-from fairseq import metrics
-from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.criterions import register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
 from ..ops.asg import SCALE_MODES, asg_decode, asg_loss, pack_replabels, replabel_ids
+from .asr_criterion import AsrCriterion
 from .cif_losses import strip_target
-from .error_rates import count_errors, log_error_rates, log_loss_terms, token_words
+from .error_rates import count_errors
 
 __all__ = ["AsgCriterion", "AsgCriterionConfig", "linear_segmentation"]
 
@@ -70,12 +70,9 @@ def linear_segmentation(labels: List[int], frames: int) -> List[int]:
 
 
 @register_criterion("asg", dataclass=AsgCriterionConfig)
-class AsgCriterion(FairseqCriterion):
+class AsgCriterion(AsrCriterion):
     def __init__(self, cfg: AsgCriterionConfig, task):
-        super().__init__(task)
-        self.cfg = cfg
-        self.dictionary = task.target_dictionary
-        self.pad, self.eos = self.dictionary.pad(), self.dictionary.eos()
+        super().__init__(cfg, task)
         self.replabels = replabel_ids(self.dictionary, cfg.max_replabel) if cfg.max_replabel > 0 else []
         self.num_updates = 0
         if cfg.linseg_updates > 0 and not cfg.hide_linseg_messages:
@@ -112,7 +109,7 @@ class AsgCriterion(FairseqCriterion):
             implementation=str(self.cfg.asg_implementation),
         )
         ntokens = sum(len(reference) for reference in references)
-        sample_size = sample["nsentences"] if self.cfg.sentence_avg else ntokens
+        sample_size = self.sample_size(sample, ntokens)
         logging_output = {
             "loss": loss.item(),
             "ntokens": ntokens,
@@ -139,20 +136,3 @@ class AsgCriterion(FairseqCriterion):
         for b, row in enumerate(rows):
             targets[b, : len(row)] = torch.tensor(row)
         return targets, lengths
-
-    def words(self, tokens: List[int]) -> List[str]:
-        return token_words(tokens, self.dictionary, self.cfg.post_process)
-
-    @classmethod
-    def reduce_metrics(cls, logging_outputs) -> None:
-        def total(key):
-            return sum(log.get(key, 0) for log in logging_outputs)
-
-        log_loss_terms(logging_outputs, ("loss",))
-        metrics.log_scalar("ntokens", total("ntokens"))
-        metrics.log_scalar("nsentences", total("nsentences"))
-        log_error_rates(total)
-
-    @staticmethod
-    def logging_outputs_can_be_summed() -> bool:
-        return True

@@ -9,14 +9,14 @@ cif_contrastive_dis_cos_loss_lambda * ACD + dec_state_dis_loss_lambda * LRD, rea
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict
 
 import torch
-from fairseq import metrics
-from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.criterions import register_criterion
 from fairseq.dataclass import FairseqDataclass
 from omegaconf import II
 
+from .asr_criterion import AsrCriterion
 from .cif_losses import (
     cross_entropy_sum,
     ctc_blank_index,
@@ -26,7 +26,7 @@ from .cif_losses import (
     teacher_forced_predictions,
 )
 from .distillation_losses import aligned_teacher, contrastive_distillation, lrd_loss
-from .error_rates import count_errors, log_contrastive_accuracy, log_error_rates, log_loss_terms, token_words
+from .error_rates import count_errors
 
 __all__ = ["CifCriterion", "CifCriterionConfig"]
 
@@ -94,14 +94,12 @@ class CifCriterionConfig(FairseqDataclass):
 
 
 @register_criterion("cif", dataclass=CifCriterionConfig)
-class CifCriterion(FairseqCriterion):
+class CifCriterion(AsrCriterion):
+    loss_terms = LOSS_TERMS
+
     def __init__(self, cfg: CifCriterionConfig, task):
-        super().__init__(task)
-        self.cfg = cfg
-        dictionary = task.target_dictionary
-        self.dictionary = dictionary
-        self.pad, self.eos = dictionary.pad(), dictionary.eos()
-        self.blank = ctc_blank_index(dictionary)
+        super().__init__(cfg, task)
+        self.blank = ctc_blank_index(self.dictionary)
         self.not_predicted = [self.blank, self.pad, self.eos]
 
     @property
@@ -119,7 +117,7 @@ class CifCriterion(FairseqCriterion):
             for name in ("contrastive_correct", "contrastive_total")
             if name in terms
         }
-        sample_size = sample["nsentences"] if self.cfg.sentence_avg else sample["ntokens"]
+        sample_size = self.sample_size(sample, sample["ntokens"])
         logging_output = {
             "loss": loss.item() if reduce else loss.detach(),
             **{name: value.item() for name, value in terms.items() if name not in ("ce_loss", "nll_loss")},
@@ -202,24 +200,6 @@ class CifCriterion(FairseqCriterion):
                 net_output["decoder_logits"], net_output["fire_counts"], self.not_predicted
             )
         return count_errors(hypotheses, strip_target(sample["target"], self.not_predicted), self.words)
-
-    def words(self, tokens: List[int]) -> List[str]:
-        return token_words(tokens, self.dictionary, self.cfg.post_process)
-
-    @classmethod
-    def reduce_metrics(cls, logging_outputs) -> None:
-        def total(key):
-            return sum(log.get(key, 0) for log in logging_outputs)
-
-        log_loss_terms(logging_outputs, LOSS_TERMS)
-        log_contrastive_accuracy(total)
-        metrics.log_scalar("ntokens", total("ntokens"))
-        metrics.log_scalar("nsentences", total("nsentences"))
-        log_error_rates(total)
-
-    @staticmethod
-    def logging_outputs_can_be_summed() -> bool:
-        return True
 
 
 def _distill_output(net_output, name: str) -> torch.Tensor:

@@ -12,18 +12,18 @@ the same tokens, a cosine distance or the contrastive (ACD) loss. The task loads
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict
 
 import torch
-from fairseq import metrics
-from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.criterions import register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
 from ..generation.ctc_greedy import ctc_greedy_tokens
+from .asr_criterion import AsrCriterion
 from .cif_losses import ctc_blank_index, ctc_loss_sum, quantity_loss_sum, strip_target
 from .distillation_losses import aligned_teacher, contrastive_distillation, cosine_distance_loss
-from .error_rates import count_errors, log_contrastive_accuracy, log_error_rates, log_loss_terms, token_words
+from .error_rates import count_errors
 
 __all__ = ["CtcAsrCriterion", "CtcAsrCriterionConfig"]
 
@@ -69,12 +69,11 @@ class CtcAsrCriterionConfig(FairseqDataclass):
 
 
 @register_criterion("ctc_asr", dataclass=CtcAsrCriterionConfig)
-class CtcAsrCriterion(FairseqCriterion):
+class CtcAsrCriterion(AsrCriterion):
+    loss_terms = LOSS_TERMS
+
     def __init__(self, cfg: CtcAsrCriterionConfig, task):
-        super().__init__(task)
-        self.cfg = cfg
-        self.dictionary = task.target_dictionary
-        self.pad, self.eos = self.dictionary.pad(), self.dictionary.eos()
+        super().__init__(cfg, task)
         self.blank = ctc_blank_index(self.dictionary)
 
     @property
@@ -105,7 +104,7 @@ class CtcAsrCriterion(FairseqCriterion):
             loss = loss + self.cfg.kt_quantity_loss_lambda * terms["kt_quantity_loss"]
             loss = loss + self.cfg.kt_loss_lambda * terms["kt_loss"]
         ntokens = int(label_lengths.sum())
-        sample_size = sample["nsentences"] if self.cfg.sentence_avg else ntokens
+        sample_size = self.sample_size(sample, ntokens)
         logging_output = {
             "loss": loss.item(),
             **{name: value.item() for name, value in terms.items()},
@@ -151,21 +150,3 @@ class CtcAsrCriterion(FairseqCriterion):
             )
             terms["contrastive_total"] = torch.tensor(len(student))
         return terms
-
-    def words(self, tokens: List[int]) -> List[str]:
-        return token_words(tokens, self.dictionary, self.cfg.post_process)
-
-    @classmethod
-    def reduce_metrics(cls, logging_outputs) -> None:
-        def total(key):
-            return sum(log.get(key, 0) for log in logging_outputs)
-
-        log_loss_terms(logging_outputs, LOSS_TERMS)
-        log_contrastive_accuracy(total)
-        metrics.log_scalar("ntokens", total("ntokens"))
-        metrics.log_scalar("nsentences", total("nsentences"))
-        log_error_rates(total)
-
-    @staticmethod
-    def logging_outputs_can_be_summed() -> bool:
-        return True
