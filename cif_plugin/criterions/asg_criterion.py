@@ -109,13 +109,7 @@ class AsgCriterion(AsrCriterion):
             implementation=str(self.cfg.asg_implementation),
         )
         ntokens = sum(len(reference) for reference in references)
-        sample_size = self.sample_size(sample, ntokens)
-        logging_output = {
-            "loss": loss.item(),
-            "ntokens": ntokens,
-            "nsentences": sample["nsentences"],
-            "sample_size": sample_size,
-        }
+        sample_size, logging_output = self.logging_output(sample, loss, ntokens)
         if not model.training:
             hypotheses, _ = asg_decode(emissions, model.transitions, frames, self.replabels)
             logging_output.update(count_errors(hypotheses, references, self.words))

@@ -1,7 +1,7 @@
 """What the ASR criteria (cif, ctc_asr, asg) share: the dictionary's specials, the words of a token
 sequence for w_errors, ``sample_size``, and metrics that are sums over workers."""
 
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion
@@ -32,6 +32,12 @@ class AsrCriterion(FairseqCriterion):
     def sample_size(self, sample, ntokens: int) -> int:
         """Sentences with --sentence-avg, else the ``ntokens`` the loss was summed over."""
         return sample["nsentences"] if self.cfg.sentence_avg else ntokens
+
+    def logging_output(self, sample, loss, ntokens: int, **terms: float) -> Tuple[int, Dict]:
+        """``sample_size`` and the logging output: loss, ``terms``, token and sentence counts."""
+        sample_size = self.sample_size(sample, ntokens)
+        counts = {"ntokens": ntokens, "nsentences": sample["nsentences"], "sample_size": sample_size}
+        return sample_size, {"loss": loss.item(), **terms, **counts}
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:

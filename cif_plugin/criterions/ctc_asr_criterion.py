@@ -104,14 +104,9 @@ class CtcAsrCriterion(AsrCriterion):
             loss = loss + self.cfg.kt_quantity_loss_lambda * terms["kt_quantity_loss"]
             loss = loss + self.cfg.kt_loss_lambda * terms["kt_loss"]
         ntokens = int(label_lengths.sum())
-        sample_size = self.sample_size(sample, ntokens)
-        logging_output = {
-            "loss": loss.item(),
-            **{name: value.item() for name, value in terms.items()},
-            "ntokens": ntokens,
-            "nsentences": sample["nsentences"],
-            "sample_size": sample_size,
-        }
+        sample_size, logging_output = self.logging_output(
+            sample, loss, ntokens, **{name: value.item() for name, value in terms.items()}
+        )
         if not model.training:
             with torch.no_grad():
                 hypotheses = ctc_greedy_tokens(
