@@ -96,7 +96,7 @@ class CtcAsrCriterion(AsrCriterion):
                 self.pad,
                 self.blank,
                 self.cfg.zero_infinity,
-            )  # fmt: skip
+            )
         }
         loss = terms["ctc_loss"]
         if transfer:
