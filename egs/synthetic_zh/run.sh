@@ -3,10 +3,12 @@
 # -> fairseq-generate on the test split -> CER. `make demo` runs it; about 10 minutes on 2 cores.
 #
 # Usage: bash egs/synthetic_zh/run.sh [--stage N] [--stop-stage M] [--max-epoch E] [--seed S] [--distill] [--ctc]
+#        [--asg]
 # Stages: 1 synthesise, 2 prepare, 3 train, 4 decode, 5 score; with --distill also 6 PLM features of a
 # RANDOM BERT and 7 HieraDist training, decoding and scoring: a plumbing check of distillation
 # (no pre-trained model is reachable here), not a result; with --ctc also 8 the CTC baseline
-# (s2t_ctc_conformer_tiny) trained, decoded and scored beside the CIF model. Finished stages leave a .done marker
+# (s2t_ctc_conformer_tiny) trained, decoded and scored beside the CIF model; with --asg also 9 the same
+# for an ASG model (s2t_asg_conformer_tiny, Viterbi decoding). Finished stages leave a .done marker
 # and are skipped on a re-run; delete data/ and exp/ (or the marker) to redo them.
 set -euo pipefail
 
@@ -18,6 +20,7 @@ utterances="1500 150 150"  # train dev test
 beam=1
 distill=false
 ctc=false
+asg=false
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,8 +29,9 @@ while [ $# -gt 0 ]; do
     --max-epoch) max_epoch=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --beam) beam=$2; shift 2 ;;
-    --distill) distill=true; stop_stage=8; shift ;;
-    --ctc) ctc=true; stop_stage=8; shift ;;
+    --distill) distill=true; stop_stage=$((stop_stage > 8 ? stop_stage : 8)); shift ;;
+    --ctc) ctc=true; stop_stage=$((stop_stage > 8 ? stop_stage : 8)); shift ;;
+    --asg) asg=true; stop_stage=9; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 1 ;;
   esac
 done
@@ -119,4 +123,25 @@ if $ctc && run_stage 8 "the CTC baseline: train, decode (beam $beam) and score b
   echo "test CER, CIF: $(tail -1 "$exp/cer_test.txt")"
   echo "test CER, CTC: $(tail -1 "$ctc_exp/cer_test.txt")"
   mark_done 8
+fi
+
+asg_data=$recipe_dir/data/prepared_asg
+asg_exp=$recipe_dir/exp/asg_tiny
+if $asg && run_stage 9 "ASG: train, decode (Viterbi) and score beside the CIF model"; then
+  # The same features; the dictionary gains the replabel symbols "1" and "2" that ASG writes repeats with.
+  mkdir -p "$asg_data" "$asg_exp"
+  for zip in "$data"/*.zip; do ln -sf "$zip" "$asg_data/"; done
+  cp "$data"/train.tsv "$data"/dev.tsv "$data"/test.tsv "$data"/config.yaml "$asg_data/"
+  { cat "$data/dict.txt"; printf '1 1\n2 1\n'; } > "$asg_data/dict.txt"
+  "$bin/fairseq-train" "$asg_data" "${common_options[@]}" --arch s2t_asg_conformer_tiny --criterion asg \
+    --linseg-updates 100 --save-dir "$asg_exp" 2>&1 | tee "$asg_exp/train.log" \
+    | grep --line-buffered -E "valid on|done training"
+  "$bin/fairseq-generate" "$asg_data" --user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml \
+    --path "$asg_exp/checkpoint_best.pt" --gen-subset test --beam 1 --max-tokens 20000 --cpu \
+    --scoring wer > "$asg_exp/decode_test.txt" 2> "$asg_exp/decode_test.log"
+  "$python" scripts/score_cer.py --generate-output "$asg_exp/decode_test.txt" --manifest "$asg_data/test.tsv" \
+    > "$asg_exp/cer_test.txt"
+  echo "test CER, CIF: $(tail -1 "$exp/cer_test.txt")"
+  echo "test CER, ASG: $(tail -1 "$asg_exp/cer_test.txt")"
+  mark_done 9
 fi
