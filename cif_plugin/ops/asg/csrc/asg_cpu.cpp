@@ -3,23 +3,10 @@
 
 #include <ATen/Parallel.h>
 
+#include "asg_binding.h"
 #include "asg_lattices.h"
 
 namespace {
-
-void check_inputs(const torch::Tensor& emissions, const torch::Tensor& transitions, const torch::Tensor& targets,
-                  const torch::Tensor& input_lengths, const torch::Tensor& target_lengths) {
-  TORCH_CHECK(emissions.dim() == 3, "emissions must be (B, T, C), got ", emissions.sizes());
-  const int64_t B = emissions.size(0), C = emissions.size(2);
-  TORCH_CHECK(transitions.dim() == 2 && transitions.size(0) == C && transitions.size(1) == C,
-              "transitions must be (C, C) with C = ", C, ", got ", transitions.sizes());
-  TORCH_CHECK(targets.dim() == 2 && targets.size(0) == B, "targets must be (B, S), got ", targets.sizes());
-  TORCH_CHECK(input_lengths.numel() == B && target_lengths.numel() == B, "one input and one target length per utterance");
-  TORCH_CHECK(targets.scalar_type() == torch::kLong && input_lengths.scalar_type() == torch::kLong &&
-                  target_lengths.scalar_type() == torch::kLong,
-              "targets and lengths must be int64");
-  TORCH_CHECK(emissions.scalar_type() == transitions.scalar_type(), "emissions and transitions must share a dtype");
-}
 
 template <typename scalar_t>
 void forward_utterance(const scalar_t* emissions, const double* eA, const double* eAT, double a_max, const int64_t* target,
@@ -48,7 +35,9 @@ void forward_utterance(const scalar_t* emissions, const double* eA, const double
 std::vector<torch::Tensor> asg_forward_cpu(const torch::Tensor& emissions_in, const torch::Tensor& transitions_in,
                                            const torch::Tensor& targets_in, const torch::Tensor& input_lengths_in,
                                            const torch::Tensor& target_lengths_in, bool grads) {
-  check_inputs(emissions_in, transitions_in, targets_in, input_lengths_in, target_lengths_in);
+  asg::check_shapes(emissions_in, transitions_in, targets_in, input_lengths_in, target_lengths_in);
+  TORCH_CHECK(emissions_in.scalar_type() == transitions_in.scalar_type(),
+              "emissions and transitions must share a dtype");
   const auto emissions = emissions_in.contiguous();
   const auto targets = targets_in.contiguous();
   const auto input_lengths = input_lengths_in.contiguous();
@@ -59,11 +48,9 @@ std::vector<torch::Tensor> asg_forward_cpu(const torch::Tensor& emissions_in, co
   const auto eA = (transitions - a_max).exp().contiguous();
   const auto eAT = eA.t().contiguous();
 
-  const auto f64 = emissions.options().dtype(torch::kDouble);
-  auto fully_connected = torch::full({B}, asg::kNegInf, f64);
-  auto force_aligned = torch::full({B}, asg::kNegInf, f64);
-  auto grad_emissions = grads ? torch::zeros({B, T_max, C}, f64) : torch::empty({0}, f64);
-  auto grad_transitions = grads ? torch::zeros({B, C, C}, f64) : torch::empty({0}, f64);
+  auto outputs = asg::allocate_outputs(emissions, grads);
+  auto &fully_connected = outputs[0], &force_aligned = outputs[1];
+  auto &grad_emissions = outputs[2], &grad_transitions = outputs[3];
 
   const int64_t* frames = input_lengths.data_ptr<int64_t>();
   const int64_t* labels = target_lengths.data_ptr<int64_t>();
@@ -96,7 +83,7 @@ std::vector<torch::Tensor> asg_forward_cpu(const torch::Tensor& emissions_in, co
       }
     });
   });
-  return {fully_connected, force_aligned, grad_emissions, grad_transitions};
+  return outputs;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

@@ -5,7 +5,7 @@
 
 #include <c10/cuda/CUDAGuard.h>
 
-#include <limits>
+#include "asg_binding.h"
 
 void launch_asg_kernels(const at::Tensor& emissions, const at::Tensor& eA, const at::Tensor& a_max,
                         const at::Tensor& targets, const at::Tensor& input_lengths, const at::Tensor& target_lengths,
@@ -18,16 +18,8 @@ std::vector<torch::Tensor> asg_forward_cuda(const torch::Tensor& emissions_in, c
   TORCH_CHECK(emissions_in.is_cuda(), "emissions must be a CUDA tensor");
   for (const auto* tensor : {&transitions_in, &targets_in, &input_lengths_in, &target_lengths_in})
     TORCH_CHECK(tensor->device() == emissions_in.device(), "every input must be on ", emissions_in.device());
-  TORCH_CHECK(emissions_in.dim() == 3, "emissions must be (B, T, C), got ", emissions_in.sizes());
-  const int64_t B = emissions_in.size(0), T_max = emissions_in.size(1), C = emissions_in.size(2);
-  TORCH_CHECK(transitions_in.dim() == 2 && transitions_in.size(0) == C && transitions_in.size(1) == C,
-              "transitions must be (C, C) with C = ", C, ", got ", transitions_in.sizes());
-  TORCH_CHECK(targets_in.dim() == 2 && targets_in.size(0) == B, "targets must be (B, S), got ", targets_in.sizes());
-  TORCH_CHECK(input_lengths_in.numel() == B && target_lengths_in.numel() == B,
-              "one input and one target length per utterance");
-  TORCH_CHECK(targets_in.scalar_type() == torch::kLong && input_lengths_in.scalar_type() == torch::kLong &&
-                  target_lengths_in.scalar_type() == torch::kLong,
-              "targets and lengths must be int64");
+  asg::check_shapes(emissions_in, transitions_in, targets_in, input_lengths_in, target_lengths_in);
+  const int64_t C = emissions_in.size(2);
   const c10::cuda::CUDAGuard guard(emissions_in.device());
   const auto emissions = emissions_in.contiguous();
   const auto targets = targets_in.contiguous();
@@ -35,15 +27,10 @@ std::vector<torch::Tensor> asg_forward_cuda(const torch::Tensor& emissions_in, c
   const auto a_max = C > 0 ? transitions.max() : torch::zeros({}, transitions.options());  // stays on the device
   const auto eA = (transitions - a_max).exp().contiguous();
 
-  const auto f64 = emissions.options().dtype(torch::kDouble);
-  const double negative_infinity = -std::numeric_limits<double>::infinity();
-  auto fully_connected = torch::full({B}, negative_infinity, f64);
-  auto force_aligned = torch::full({B}, negative_infinity, f64);
-  auto grad_emissions = grads ? torch::zeros({B, T_max, C}, f64) : torch::empty({0}, f64);
-  auto grad_transitions = grads ? torch::zeros({B, C, C}, f64) : torch::empty({0}, f64);
+  auto outputs = asg::allocate_outputs(emissions, grads);
   launch_asg_kernels(emissions, eA, a_max, targets, input_lengths_in.contiguous(), target_lengths_in.contiguous(),
-                     grads, fully_connected, force_aligned, grad_emissions, grad_transitions);
-  return {fully_connected, force_aligned, grad_emissions, grad_transitions};
+                     grads, outputs[0], outputs[1], outputs[2], outputs[3]);
+  return outputs;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
