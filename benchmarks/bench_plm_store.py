@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cif_plugin.modules.plm_feature_store import PlmFeatureStore, PlmFeatureStoreWriter
+from cif_plugin.tasks.plm_feature_store import PlmFeatureStore, PlmFeatureStoreWriter
 
 BATCH = 256
 

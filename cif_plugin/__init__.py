@@ -2,16 +2,23 @@
 
 ``--user-dir cif_plugin`` imports this package, which registers the package's models, criteria
 and tasks with fairseq, lets fairseq checkpoints load with ``torch.load(weights_only=True)``, and
-makes ``--help`` list the options of the chosen task, model and criterion.
-The building blocks in ``cif_plugin.modules`` are plain PyTorch and work without fairseq.
+makes ``--help`` list the options of the chosen task, model and criterion. The building blocks in
+``cif_plugin.modules`` and the operators in ``cif_plugin.ops`` are plain PyTorch: without fairseq
+installed they still import (and nothing is registered).
 """
 
-from .checkpoint_safety import allow_fairseq_checkpoint_globals
-from .full_help import install_full_help
-
-allow_fairseq_checkpoint_globals()
-install_full_help()
-
-from . import criterions, models, tasks  # noqa: E402,F401  (register with fairseq)
-
 __version__ = "0.1.0"
+
+try:
+    import fairseq  # noqa: F401
+except ImportError:  # only the fairseq-free parts (modules, ops) are usable
+    fairseq = None
+
+if fairseq is not None:
+    from .checkpoint_safety import allow_fairseq_checkpoint_globals
+    from .full_help import install_full_help
+
+    allow_fairseq_checkpoint_globals()
+    install_full_help()
+
+    from . import criterions, models, tasks  # noqa: E402,F401  (register with fairseq)

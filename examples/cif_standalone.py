@@ -23,13 +23,12 @@ def train(steps: int = 60, seed: int = 0) -> List[float]:
     # Each utterance has ~1 token per 4 frames; the model must discover that from the features.
     hidden = torch.randn(batch, frames, dim)
     lengths = torch.randint(frames // 2, frames + 1, (batch,))
-    padding_mask = torch.arange(frames) >= lengths.unsqueeze(1)
     target_lengths = (lengths + 2) // 4
     losses = []
     for _ in range(steps):
         # In training the weights are scaled to sum to the target length, so (unless a scaled
         # weight exceeds 1 near the end) each utterance fires exactly one vector per target token.
-        out = cif.train()(hidden, padding_mask, target_lengths)
+        out = cif.train()(hidden, lengths, target_lengths)
         quantity_loss = (out.quantity - target_lengths.float()).abs().mean()
         optimizer.zero_grad()
         quantity_loss.backward()

@@ -16,8 +16,7 @@ from typing import List, Optional
 import torch
 from fairseq.data.audio.feature_transforms import CompositeAudioFeatureTransform
 
-from cif_plugin.criterions.cif_losses import ctc_blank_index
-from cif_plugin.generation.ctc_alignment import ctc_forced_align
+from cif_plugin.ops.ctc import ctc_blank_index, ctc_forced_align
 from cif_plugin.tasks.fbank_features import (
     FRAME_SHIFT_SECONDS,
     SAMPLE_RATE,
@@ -83,9 +82,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     frame_seconds = FRAME_SHIFT_SECONDS * model.encoder.frame_stride
     duration = waveform.shape[1] / SAMPLE_RATE
     tokens = [
-        {"token": dictionary[label], "start": round(start * frame_seconds, 3),
-         "end": round(min(end * frame_seconds, duration), 3)}
-        for label, start, end in spans
+        {"token": dictionary[span.label], "start": round(span.start * frame_seconds, 3),
+         "end": round(min(span.end * frame_seconds, duration), 3)}
+        for span in spans
     ]  # fmt: skip
     if args.format == "json":
         print(

@@ -1,7 +1,7 @@
 """Average the parameters of the last N epoch (or update) checkpoints of a fairseq run.
 
 fairseq-fixed does not ship fairseq's ``scripts/average_checkpoints.py``; this one does the same
-(spec 7.3: the paper averages the last 10 epoch checkpoints) and loads checkpoints with torch's
+(the paper averages the last 10 epoch checkpoints) and loads checkpoints with torch's
 weights-only unpickling (the plugin allow-lists what fairseq checkpoints hold). The output keeps
 every other entry (config, optimizer history) of the newest checkpoint, as stored, and is written
 atomically.

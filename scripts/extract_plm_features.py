@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer
 
-from cif_plugin.modules.plm_feature_store import PlmFeatureStoreWriter
+from cif_plugin.tasks.plm_feature_store import PlmFeatureStoreWriter
 
 TOKENISATION = "one PLM token per target token: [CLS] tokens [SEP]; unknown tokens -> the PLM's unknown token"
 

@@ -1,4 +1,4 @@
-"""Prepare AISHELL-1 for ``--task speech_to_text_cif`` (reference/hieradist_spec.md sections 4.2-4.6, 6).
+"""Prepare AISHELL-1 for ``--task speech_to_text_cif`` as the published recipe did (docs/differences.md).
 
 Input: a corpus tree ``<corpus-root>/data_aishell/wav/{train,dev,test}/<speaker>/<id>.wav`` with
 ``<corpus-root>/data_aishell/transcript/aishell_transcript_v0.8.txt`` (lines ``<id> <words ...>``).

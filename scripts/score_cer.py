@@ -18,60 +18,12 @@ import csv
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from cif_plugin.criterions.error_rates import EditCounts, align_counts
+
 __all__ = ["EditCounts", "align_counts", "read_generate_output", "read_text_file"]
-
-
-@dataclass
-class EditCounts:
-    substitutions: int = 0
-    deletions: int = 0
-    insertions: int = 0
-    reference_length: int = 0
-
-    @property
-    def errors(self) -> int:
-        return self.substitutions + self.deletions + self.insertions
-
-    def __iadd__(self, other: "EditCounts") -> "EditCounts":
-        self.substitutions += other.substitutions
-        self.deletions += other.deletions
-        self.insertions += other.insertions
-        self.reference_length += other.reference_length
-        return self
-
-
-def align_counts(reference: str, hypothesis: str) -> EditCounts:
-    """Minimum edits turning ``reference`` into ``hypothesis``, split into S, D and I.
-
-    Among the alignments of minimum cost, the backtrace prefers substitutions, then deletions.
-    """
-    rows, cols = len(reference) + 1, len(hypothesis) + 1
-    cost = [[0] * cols for _ in range(rows)]
-    for i in range(rows):
-        cost[i][0] = i
-    for j in range(cols):
-        cost[0][j] = j
-    for i in range(1, rows):
-        for j in range(1, cols):
-            diagonal = cost[i - 1][j - 1] + (reference[i - 1] != hypothesis[j - 1])
-            cost[i][j] = min(diagonal, cost[i - 1][j] + 1, cost[i][j - 1] + 1)
-    counts = EditCounts(reference_length=len(reference))
-    i, j = len(reference), len(hypothesis)
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (reference[i - 1] != hypothesis[j - 1]):
-            counts.substitutions += reference[i - 1] != hypothesis[j - 1]
-            i, j = i - 1, j - 1
-        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
-            counts.deletions += 1
-            i -= 1
-        else:
-            counts.insertions += 1
-            j -= 1
-    return counts
 
 
 def _characters(text: str) -> str:

@@ -22,7 +22,8 @@ import torch
 from fairseq import checkpoint_utils
 from fairseq.data.audio.feature_transforms import CompositeAudioFeatureTransform
 
-from cif_plugin.generation import CifGenerator
+from cif_plugin.generation import DecodingOptions
+from cif_plugin.modules import DECODING_TAIL_THRESHOLD
 from cif_plugin.tasks.fbank_features import (
     FRAME_SHIFT_SECONDS,
     SAMPLE_RATE,
@@ -72,10 +73,14 @@ class FileDecoder:
         self.model, self.task, self.device = model, task, args.device
         config = task.data_cfg.get_feature_transforms("test", False)
         self.transforms = CompositeAudioFeatureTransform.from_config_dict(config)
-        lm = task.load_language_model(args.lm_path) if args.lm_path else None
-        self.generator = CifGenerator(
-            model, task.target_dictionary, args.beam, 1, args.tail_threshold, lm, args.lm_weight
+        options = DecodingOptions(
+            beam=args.beam,
+            lm_path=args.lm_path,
+            lm_weight=args.lm_weight,
+            tail_threshold=args.tail_threshold,
+            data_dir=task.args.data,
         )
+        self.generator = model.build_generator(task.target_dictionary, options)
         self.frame_seconds = FRAME_SHIFT_SECONDS * model.encoder.frame_stride
 
     def decode(self, path: Path) -> Dict:
@@ -130,7 +135,9 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", type=Path, help="folder with config.yaml and dict.txt (default: the checkpoint's)"
     )
     parser.add_argument("--beam", type=int, default=10, help="beam size (1: greedy)")
-    parser.add_argument("--tail-threshold", type=float, default=0.4, help="CIF tail firing threshold")
+    parser.add_argument(
+        "--tail-threshold", type=float, default=DECODING_TAIL_THRESHOLD, help="CIF tail firing threshold"
+    )
     parser.add_argument(
         "--lm-path", help="fairseq LM checkpoint over the same dictionary, for shallow fusion"
     )

@@ -55,7 +55,7 @@ def _compare_with_sequential(hidden, alpha_raw, lengths, padding_mask, threshold
         if target_lengths is not None:
             a = scale_to_target_lengths(a, target_lengths)
         if fast:
-            out = integrate_and_fire(h, a, padding_mask, threshold, tail)
+            out = integrate_and_fire(h, a, lengths, threshold, tail)
             tokens, counts = out.cif_out, out.fire_counts
             frames = [out.fire_frames[b, : counts[b]].tolist() for b in range(h.shape[0])]
             assert torch.equal(out.cif_padding_mask, torch.arange(tokens.shape[1]) >= counts.unsqueeze(1))
@@ -95,7 +95,7 @@ def test_float32_matches_float64_sequential(seed):
     hidden, alpha, lengths, padding_mask = _random_batch(
         200 + seed, dtype=torch.float32, max_frames=64, channels=16
     )
-    out = integrate_and_fire(hidden, alpha, padding_mask, 0.99, 0.4)
+    out = integrate_and_fire(hidden, alpha, lengths, 0.99, 0.4)
     assert out.cif_out.dtype == torch.float32
     tokens, frames = sequential_cif(
         hidden.double(), alpha.double().masked_fill(padding_mask, 0.0), lengths, 0.99, 0.4
@@ -167,9 +167,8 @@ def test_spec_example_two_fires():
 def test_spec_example_tail(tail_threshold, expected_tokens):
     """alpha = [0.3, 0.5, 0.4, 0.6] + one padded frame: tail (0.2 h2 + 0.6 h3) / 0.8 at 0.4, none at 0.85."""
     alpha = torch.tensor([[0.3, 0.5, 0.4, 0.6, 0.0]], dtype=torch.float64)
-    padding_mask = torch.tensor([[False, False, False, False, True]])
     out = integrate_and_fire(
-        _one_hot_frames(5), alpha, padding_mask, threshold=0.99, tail_threshold=tail_threshold
+        _one_hot_frames(5), alpha, torch.tensor([4]), threshold=0.99, tail_threshold=tail_threshold
     )
     expected = torch.tensor(
         [[0.3, 0.5, 0.2, 0.0, 0.0], [0.0, 0.0, 0.2 / 0.8, 0.6 / 0.8, 0.0]], dtype=torch.float64
@@ -197,7 +196,7 @@ def test_scaling_sums_to_target_length_and_fires_that_many_tokens():
     scaled = scale_to_target_lengths(alpha, target_lengths)
     torch.testing.assert_close(scaled.sum(1), target_lengths.float(), atol=1e-5, rtol=0)
     assert (scaled < 1).all()  # no frame crosses two token boundaries, so every token fires
-    out = integrate_and_fire(torch.randn(16, 40, 8), scaled, padding_mask)
+    out = integrate_and_fire(torch.randn(16, 40, 8), scaled, lengths)
     assert torch.equal(out.fire_counts, target_lengths)
 
 
@@ -209,12 +208,10 @@ def test_utterance_outputs_do_not_depend_on_batch_padding():
     alone = cif(short)
     longer = torch.randn(2, 15, 8)
     batch = torch.cat([torch.nn.functional.pad(short, (0, 0, 0, 8)), longer[:1], longer[1:]])
-    padding_mask = torch.zeros(3, 15, dtype=torch.bool)
-    padding_mask[0, 7:] = True
-    padding_mask[1, 12:] = True
+    lengths = torch.tensor([7, 12, 15])
     # Garbage in the padded frames must not leak into the weights or the tokens.
     batch[0, 7:] = 100.0
-    batched = cif(batch, padding_mask)
+    batched = cif(batch, lengths)
     count = int(alone.fire_counts[0])
     assert int(batched.fire_counts[0]) == count
     torch.testing.assert_close(batched.alpha[0, :7], alone.alpha[0], atol=1e-6, rtol=1e-6)
@@ -270,9 +267,9 @@ def test_cif_module_scales_in_training_and_handles_tail_in_eval():
 def test_low_precision_inputs_integrate_in_float32(dtype):
     hidden, alpha, lengths, padding_mask = _random_batch(400, dtype=torch.float32, max_frames=40)
     hidden, alpha = hidden.to(dtype), alpha.to(dtype)
-    out = integrate_and_fire(hidden, alpha, padding_mask, 0.99, 0.4)
+    out = integrate_and_fire(hidden, alpha, lengths, 0.99, 0.4)
     assert out.cif_out.dtype == torch.float32
-    exact = integrate_and_fire(hidden.float(), alpha.float(), padding_mask, 0.99, 0.4)
+    exact = integrate_and_fire(hidden.float(), alpha.float(), lengths, 0.99, 0.4)
     assert torch.equal(out.fire_counts, exact.fire_counts)
     torch.testing.assert_close(out.cif_out, exact.cif_out, atol=1e-6, rtol=1e-6)
 
@@ -286,9 +283,9 @@ def test_cif_module_under_autocast_keeps_weights_float32():
 
 
 def test_gradcheck():
-    hidden, alpha, _, padding_mask = _random_batch(500, max_batch=2, max_frames=6, channels=2)
+    hidden, alpha, lengths, _ = _random_batch(500, max_batch=2, max_frames=6, channels=2)
     torch.autograd.gradcheck(
-        lambda h, a: integrate_and_fire(h, a, padding_mask, 0.99, 0.3).cif_out,
+        lambda h, a: integrate_and_fire(h, a, lengths, 0.99, 0.3).cif_out,
         (hidden.requires_grad_(True), alpha.requires_grad_(True)),
     )
 
@@ -296,8 +293,8 @@ def test_gradcheck():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
     hidden, alpha, lengths, padding_mask = _random_batch(600, dtype=torch.float32, max_frames=64, channels=16)
-    cpu = integrate_and_fire(hidden, alpha, padding_mask, 0.99, 0.4)
-    gpu = integrate_and_fire(hidden.cuda(), alpha.cuda(), padding_mask.cuda(), 0.99, 0.4)
+    cpu = integrate_and_fire(hidden, alpha, lengths, 0.99, 0.4)
+    gpu = integrate_and_fire(hidden.cuda(), alpha.cuda(), lengths.cuda(), 0.99, 0.4)
     assert torch.equal(gpu.fire_counts.cpu(), cpu.fire_counts)
     assert torch.equal(gpu.fire_frames.cpu(), cpu.fire_frames)
     torch.testing.assert_close(gpu.cif_out.cpu(), cpu.cif_out, atol=1e-5, rtol=1e-5)

@@ -7,7 +7,8 @@ import torch
 from fairseq import metrics
 from fairseq import utils as fairseq_utils
 
-from cif_plugin.criterions.cif_losses import edit_errors, teacher_forced_predictions
+from cif_plugin.criterions.cif_losses import teacher_forced_predictions
+from cif_plugin.criterions.error_rates import edit_errors
 
 from fairseq_setup import build_from_command_line
 
@@ -40,7 +41,7 @@ def _hand_terms(net_output, sample, dictionary):
     pad, vocab = dictionary.pad(), len(dictionary)
     ctc = 0.0
     for b in range(target.size(0)):
-        frames = int((~net_output["encoder_padding_mask"][b]).sum())
+        frames = int(net_output["encoder_lengths"][b])
         log_probs = torch.log_softmax(net_output["ctc_logits"][b, :frames].double(), -1).unsqueeze(1)
         labels = target[b, : lengths[b]]  # </s> included, as the reference trains it
         assert labels[-1] == dictionary.eos()

@@ -11,7 +11,7 @@ import pytest
 import soundfile
 import torch
 
-from cif_plugin.generation.ctc_alignment import ctc_forced_align, ctc_viterbi_path
+from cif_plugin.ops.ctc import ctc_forced_align, ctc_viterbi_path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "align.py"
 
@@ -51,9 +51,9 @@ def test_viterbi_path_equals_the_dynamic_programming_reference(labels):
     assert path.tolist() == expected_path
     assert score == pytest.approx(expected_score, rel=1e-5)
     spans = ctc_forced_align(log_probs, labels, blank=0)
-    assert [label for label, _, _ in spans] == labels
-    assert all(a[2] <= b[1] for a, b in zip(spans, spans[1:], strict=False)) and all(
-        s < e for _, s, e in spans
+    assert [span.label for span in spans] == labels
+    assert all(a.end <= b.start for a, b in zip(spans, spans[1:], strict=False)) and all(
+        span.start < span.end for span in spans
     )
 
 

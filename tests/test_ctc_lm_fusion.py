@@ -10,8 +10,8 @@ import torch
 from fairseq import checkpoint_utils
 from test_ctc_model import BLANK, _collapse
 
-from cif_plugin.generation.ctc_generator import ctc_prefix_beam_search
 from cif_plugin.generation.prefix_lm_scorers import FairseqLmPrefixScorer, KenLmPrefixScorer
+from cif_plugin.ops.ctc import ctc_prefix_beam_search
 
 from conftest import FAVOURITE
 from fairseq_setup import fairseq_cli

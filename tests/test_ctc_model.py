@@ -7,9 +7,7 @@ import subprocess
 import pytest
 import torch
 
-from cif_plugin.criterions.cif_losses import ctc_loss_sum
-from cif_plugin.generation.ctc_generator import ctc_prefix_beam_search
-from cif_plugin.generation.ctc_greedy import ctc_greedy_tokens
+from cif_plugin.ops.ctc import ctc_greedy_tokens, ctc_loss_sum, ctc_prefix_beam_search
 
 from fairseq_setup import build_from_command_line, fairseq_cli
 
@@ -29,13 +27,13 @@ def test_ctc_loss_equals_the_sum_over_all_alignment_paths():
     torch.manual_seed(0)
     vocab, frames = 4, 5  # labels 2 and 3 (1 is padding, never a label)
     logits = torch.randn(2, frames, vocab, dtype=torch.float64)
-    padding_mask = torch.tensor([[False] * 5, [False] * 4 + [True]])
+    frame_counts = torch.tensor([5, 4])
     labels = torch.tensor([[2, 3, 3], [3, PAD, PAD]])
     lengths = torch.tensor([3, 1])
-    loss = ctc_loss_sum(logits, padding_mask, labels, lengths, pad=PAD, blank=BLANK)
+    loss = ctc_loss_sum(logits, frame_counts, labels, lengths, pad=PAD, blank=BLANK)
     expected = 0.0
     for b in range(2):
-        valid = int((~padding_mask[b]).sum())
+        valid = int(frame_counts[b])
         log_probs = torch.log_softmax(logits[b, :valid], dim=-1)
         target = labels[b, : lengths[b]].tolist()
         total = sum(
@@ -50,8 +48,7 @@ def test_ctc_loss_equals_the_sum_over_all_alignment_paths():
 def test_greedy_decoding_merges_repeats_and_drops_blanks():
     best = [[2, 2, 0, 2, 3, 3, 0], [0, 3, 0, 0, 3, 3, 2]]
     logits = torch.nn.functional.one_hot(torch.tensor(best), 4).float()
-    padding_mask = torch.tensor([[False] * 7, [False] * 6 + [True]])
-    assert ctc_greedy_tokens(logits, padding_mask, blank=0) == [[2, 2, 3], [3, 3]]
+    assert ctc_greedy_tokens(logits, torch.tensor([7, 6]), blank=0) == [[2, 2, 3], [3, 3]]
 
 
 def test_paper_ctc_model_size(aishell_data):
@@ -72,7 +69,7 @@ def test_criterion_is_the_built_in_ctc_on_labels_without_eos(tiny_data):
         output = model(**sample["net_input"])
     expected = 0.0
     for b in range(4):
-        frames = int((~output["encoder_padding_mask"][b]).sum())
+        frames = int(output["encoder_lengths"][b])
         labels = [t for t in sample["target"][b].tolist() if t not in (PAD, task.target_dictionary.eos())]
         log_probs = torch.log_softmax(output["ctc_logits"][b, :frames].double(), -1).unsqueeze(1)
         expected += torch.nn.functional.ctc_loss(

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from cif_plugin.modules.plm_feature_store import PlmFeatureStore
+from cif_plugin.tasks.plm_feature_store import PlmFeatureStore
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "extract_plm_features.py"
 

@@ -1,10 +1,10 @@
-"""Criterion ``asg``: wav2letter's Auto Segmentation Criterion (reference/hieradist_spec.md section 9)
-on our own operator (``cif_plugin.ops.asg``), for ``s2t_asg_conformer`` models.
+"""Criterion ``asg``: wav2letter's Auto Segmentation Criterion (Collobert et al., 2016) on our own
+operator (``cif_plugin.ops.asg``), for ``s2t_asg_conformer`` models (docs/model.md, "ASG").
 
 Targets per utterance: the tokens without ``</s>`` (there is no silence token), repetitions packed
-into replabel symbols "1".."max_replabel" (which must be in the dictionary), cut to the utterance's
-frames. During the first ``--linseg-updates`` updates the target is replaced by its uniform linear
-segmentation over the frames (one label per frame), the warm-up of the reference criterion; the
+into the model's replabel symbols "1".."N" (its --max-replabel), cut to the utterance's frames.
+During the first ``--linseg-updates`` updates the target is replaced by its uniform linear
+segmentation over the frames (one label per frame), the warm-up of the published criterion; the
 count comes from the trainer, so it survives a restart. The loss is summed over the batch, each
 utterance scaled by ``--scale-mode`` (1/sqrt(target size) as published). Validation decodes with
 Viterbi and logs token and word error rates (``uer``, ``wer``).
@@ -16,12 +16,10 @@ from typing import List, Tuple
 
 import torch
 from fairseq.criterions import register_criterion
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from omegaconf import II
+from fairseq.dataclass import ChoiceEnum
 
-from ..ops.asg import SCALE_MODES, asg_decode, asg_loss, pack_replabels, replabel_ids
-from .asr_criterion import AsrCriterion
-from .cif_losses import strip_target
+from ..ops.asg import SCALE_MODES, asg_decode, asg_loss, pack_replabels
+from .asr_criterion import AsrCriterion, AsrCriterionConfig, strip_target
 from .error_rates import count_errors
 
 __all__ = ["AsgCriterion", "AsgCriterionConfig", "linear_segmentation"]
@@ -30,14 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class AsgCriterionConfig(FairseqDataclass):
-    asg_transitions_init: float = field(
-        default=0.0, metadata={"help": "initial transitions: this value times the identity (in the model)"}
-    )
-    max_replabel: int = field(
-        default=2,
-        metadata={"help": "longest repetition written as one replabel symbol ('1'..'N' must be in dict.txt)"},
-    )
+class AsgCriterionConfig(AsrCriterionConfig):
     scale_mode: ChoiceEnum(SCALE_MODES) = field(
         default="target_size_sqrt",
         metadata={
@@ -55,13 +46,6 @@ class AsgCriterionConfig(FairseqDataclass):
         default="native",
         metadata={"help": "ASG operator: our C++/CUDA kernels, or the pure-PyTorch reference"},
     )
-    post_process: str = field(
-        default="char",
-        metadata={
-            "help": "words for w_errors: 'char' (each token is a word) or a fairseq post-process symbol"
-        },
-    )
-    sentence_avg: bool = II("optimization.sentence_avg")
 
 
 def linear_segmentation(labels: List[int], frames: int) -> List[int]:
@@ -73,30 +57,28 @@ def linear_segmentation(labels: List[int], frames: int) -> List[int]:
 class AsgCriterion(AsrCriterion):
     def __init__(self, cfg: AsgCriterionConfig, task):
         super().__init__(cfg, task)
-        self.replabels = replabel_ids(self.dictionary, cfg.max_replabel) if cfg.max_replabel > 0 else []
-        self.num_updates = 0
         if cfg.linseg_updates > 0 and not cfg.hide_linseg_messages:
             logger.info(
                 f"ASG: the first {cfg.linseg_updates} updates train on linear segmentations of the targets"
             )
 
     def set_num_updates(self, num_updates: int) -> None:
-        """Called by the task before each training step (the linear segmentation warm-up counts them)."""
+        """The linear segmentation warm-up counts updates; it logs where it ends."""
         crossing = self.num_updates < self.cfg.linseg_updates <= num_updates
         if crossing and not self.cfg.hide_linseg_messages:
             logger.info(
                 f"ASG: linear segmentation warm-up over at update {num_updates}: real targets from now"
             )
-        self.num_updates = num_updates
+        super().set_num_updates(num_updates)
 
     def forward(self, model, sample, reduce=True):
         net_output = model(**sample["net_input"])
-        emissions, padding_mask = net_output["emissions"], net_output["encoder_padding_mask"]
-        frames = (~padding_mask).sum(dim=1)
+        emissions, frames = net_output["emissions"], net_output["encoder_lengths"]
         references = strip_target(sample["target"], [self.pad, self.eos])
         linseg = model.training and self.num_updates < self.cfg.linseg_updates
+        replabels = model.replabels
         targets, target_lengths = self.prepare_targets(
-            references, frames.tolist(), sample["id"].tolist(), linseg
+            references, frames.tolist(), sample["id"].tolist(), replabels, linseg
         )
         loss = asg_loss(
             emissions,
@@ -111,19 +93,24 @@ class AsgCriterion(AsrCriterion):
         ntokens = sum(len(reference) for reference in references)
         sample_size, logging_output = self.logging_output(sample, loss, ntokens)
         if not model.training:
-            hypotheses, _ = asg_decode(emissions, model.transitions, frames, self.replabels)
+            hypotheses, _ = asg_decode(emissions, model.transitions, frames, replabels)
             logging_output.update(count_errors(hypotheses, references, self.words))
         return loss, sample_size, logging_output
 
     def prepare_targets(
-        self, references: List[List[int]], frames: List[int], ids: List[int], linseg: bool
+        self,
+        references: List[List[int]],
+        frames: List[int],
+        ids: List[int],
+        replabels: List[int],
+        linseg: bool,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """(B, S) padded ASG targets and (B,) lengths: packed, cut to the frames, linear-segmented."""
         rows = []
         for tokens, length, utterance in zip(references, frames, ids, strict=True):
             if not tokens:
                 raise ValueError(f"utterance {utterance} has an empty target: ASG needs at least one label")
-            labels = pack_replabels(tokens, self.replabels)[:length]
+            labels = pack_replabels(tokens, replabels)[:length]
             rows.append(linear_segmentation(labels, length) if linseg else labels)
         lengths = torch.tensor([len(row) for row in rows])
         targets = torch.full((len(rows), max(1, int(lengths.max()))), self.pad, dtype=torch.long)

@@ -1,18 +1,48 @@
-"""What the ASR criteria (cif, ctc_asr, asg) share: the dictionary's specials, the words of a token
-sequence for w_errors, ``sample_size``, and metrics that are sums over workers."""
+"""What the ASR criteria (cif, ctc_asr, asg) share: the options every one of them has, the
+dictionary's specials, the words of a token sequence for w_errors, ``sample_size``, the logging
+output, the update count, and metrics that are sums over workers."""
 
+from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion
+from fairseq.dataclass import FairseqDataclass
+from omegaconf import II
+from torch import Tensor
 
-from .error_rates import log_contrastive_accuracy, log_error_rates, log_loss_terms, token_words
+from .error_rates import token_words
+from .logged_metrics import log_contrastive_accuracy, log_error_rates, log_loss_terms
 
-__all__ = ["AsrCriterion"]
+__all__ = ["AsrCriterion", "AsrCriterionConfig", "strip_target"]
+
+
+@dataclass
+class AsrCriterionConfig(FairseqDataclass):
+    post_process: str = field(
+        default="char",
+        metadata={
+            "help": "how validation turns token strings into words for w_errors: 'char' (each token is a "
+            "word) or any fairseq post-process symbol (sentencepiece, letter, ...)"
+        },
+    )
+    zero_infinity: bool = field(
+        default=True,
+        metadata={
+            "help": "CTC: zero the infinite losses (and gradients) of utterances with fewer frames than "
+            "their labels need (--no-zero-infinity: keep them, as published for cif)"
+        },
+    )
+    sentence_avg: bool = II("optimization.sentence_avg")
+
+
+def strip_target(targets: Tensor, drop: List[int]) -> List[List[int]]:
+    """Target rows as lists, without padding, ``</s>`` or other ``drop`` ids."""
+    return [[token for token in row if token not in drop] for row in targets.tolist()]
 
 
 class AsrCriterion(FairseqCriterion):
-    """Base of the ASR criteria; ``cfg`` has ``post_process`` and ``sentence_avg``.
+    """Base of the ASR criteria; ``cfg`` is an :class:`AsrCriterionConfig`.
 
     Subclasses list the loss terms they log in ``loss_terms`` (each divided by ``sample_size`` and
     ln 2, as fairseq logs its loss).
@@ -20,11 +50,21 @@ class AsrCriterion(FairseqCriterion):
 
     loss_terms: Tuple[str, ...] = ("loss",)
 
-    def __init__(self, cfg, task):
+    def __init__(self, cfg: AsrCriterionConfig, task):
         super().__init__(task)
         self.cfg = cfg
         self.dictionary = task.target_dictionary
         self.pad, self.eos = self.dictionary.pad(), self.dictionary.eos()
+        self.num_updates = 0
+
+    @property
+    def needs_plm_features(self) -> bool:
+        """Whether batches must carry PLM features (the task loads them when True)."""
+        return False
+
+    def set_num_updates(self, num_updates: int) -> None:
+        """The trainer's update count (the task passes it before each training step)."""
+        self.num_updates = num_updates
 
     def words(self, tokens: List[int]) -> List[str]:
         return token_words(tokens, self.dictionary, self.cfg.post_process)
@@ -33,7 +73,7 @@ class AsrCriterion(FairseqCriterion):
         """Sentences with --sentence-avg, else the ``ntokens`` the loss was summed over."""
         return sample["nsentences"] if self.cfg.sentence_avg else ntokens
 
-    def logging_output(self, sample, loss, ntokens: int, **terms: float) -> Tuple[int, Dict]:
+    def logging_output(self, sample, loss, ntokens: int, **terms) -> Tuple[int, Dict]:
         """``sample_size`` and the logging output: loss, ``terms``, token and sentence counts."""
         sample_size = self.sample_size(sample, ntokens)
         counts = {"ntokens": ntokens, "nsentences": sample["nsentences"], "sample_size": sample_size}

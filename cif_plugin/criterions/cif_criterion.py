@@ -1,9 +1,9 @@
-"""Criterion ``cif``: label-smoothed CE + CTC + quantity loss (spec 3.1-3.5, 3.10-3.12).
+"""Criterion ``cif``: label-smoothed CE + CTC + quantity loss (docs/model.md, "Losses").
 
 loss = CE + ctc_loss_lambda * CTC + quantity_loss_lambda * |sum(alpha) - target length|, all sums
 over the batch; fairseq divides by ``sample_size`` = target tokens including ``</s>``. In
 validation the criterion also counts teacher-forced token and word errors, so
-``--best-checkpoint-metric wer`` selects on them. Hierarchical distillation (spec 3.6-3.8) adds
+``--best-checkpoint-metric wer`` selects on them. Hierarchical distillation adds
 cif_contrastive_dis_cos_loss_lambda * ACD + dec_state_dis_loss_lambda * LRD, read from the batch's
 ``plm_features`` (the task loads them when one of the two is on).
 """
@@ -13,18 +13,10 @@ from typing import Dict
 
 import torch
 from fairseq.criterions import register_criterion
-from fairseq.dataclass import FairseqDataclass
-from omegaconf import II
 
-from .asr_criterion import AsrCriterion
-from .cif_losses import (
-    cross_entropy_sum,
-    ctc_blank_index,
-    ctc_loss_sum,
-    quantity_loss_sum,
-    strip_target,
-    teacher_forced_predictions,
-)
+from ..ops.ctc import ctc_blank_index, ctc_loss_sum
+from .asr_criterion import AsrCriterion, AsrCriterionConfig, strip_target
+from .cif_losses import cross_entropy_sum, quantity_loss_sum, teacher_forced_predictions
 from .distillation_losses import aligned_teacher, contrastive_distillation, lrd_loss
 from .error_rates import count_errors
 
@@ -42,7 +34,7 @@ LOSS_TERMS = (
 
 
 @dataclass
-class CifCriterionConfig(FairseqDataclass):
+class CifCriterionConfig(AsrCriterionConfig):
     ctc_loss_lambda: float = field(
         default=0.25, metadata={"help": "weight of the CTC loss (0.5 in the paper)"}
     )
@@ -53,16 +45,6 @@ class CifCriterionConfig(FairseqDataclass):
         default=False, metadata={"help": "uniform label smoothing on the CE (on in the paper)"}
     )
     label_smoothing_rate: float = field(default=0.1, metadata={"help": "label smoothing epsilon"})
-    zero_infinity: bool = field(
-        default=False, metadata={"help": "zero infinite CTC losses and their gradients"}
-    )
-    post_process: str = field(
-        default="char",
-        metadata={
-            "help": "how validation turns token strings into words for w_errors: 'char' (each token is a "
-            "word) or any fairseq post-process symbol (sentencepiece, letter, ...)"
-        },
-    )
     apply_cif_contrastive_dis_cos_loss: bool = field(
         default=False, metadata={"help": "ACD: contrastive distillation of PLM features into the CIF vectors"}
     )
@@ -90,7 +72,6 @@ class CifCriterionConfig(FairseqDataclass):
         default=False,
         metadata={"help": "LRD sums squared errors over the feature dimensions instead of averaging"},
     )
-    sentence_avg: bool = II("optimization.sentence_avg")
 
 
 @register_criterion("cif", dataclass=CifCriterionConfig)
@@ -104,7 +85,6 @@ class CifCriterion(AsrCriterion):
 
     @property
     def needs_plm_features(self) -> bool:
-        """Whether batches must carry PLM features (the task reads this)."""
         return self.cfg.apply_cif_contrastive_dis_cos_loss or self.cfg.apply_dec_state_dis_loss
 
     def forward(self, model, sample, reduce=True):
@@ -112,21 +92,16 @@ class CifCriterion(AsrCriterion):
         net_output = model(**sample["net_input"], target_lengths=sample["target_lengths"])
         terms = self.compute_terms(net_output, sample)
         loss = terms["ce_loss"] + sum(weight * terms[name] for name, weight in self.term_weights().items())
-        counts = {
-            name: int(terms.pop(name))
-            for name in ("contrastive_correct", "contrastive_total")
-            if name in terms
-        }
-        sample_size = self.sample_size(sample, sample["ntokens"])
-        logging_output = {
-            "loss": loss.item() if reduce else loss.detach(),
-            **{name: value.item() for name, value in terms.items() if name not in ("ce_loss", "nll_loss")},
-            "ce_loss": terms["nll_loss"].item(),  # unsmoothed, as the reference logs it
-            **counts,
-            "ntokens": sample["ntokens"],
-            "nsentences": sample["nsentences"],
-            "sample_size": sample_size,
-        }
+        logged = {name: value.item() for name, value in terms.items() if name not in ("ce_loss", "nll_loss")}
+        logged.update(
+            {
+                name: int(logged[name])
+                for name in ("contrastive_correct", "contrastive_total")
+                if name in logged
+            }
+        )
+        logged["ce_loss"] = terms["nll_loss"].item()  # unsmoothed, as the published code logs it
+        sample_size, logging_output = self.logging_output(sample, loss, sample["ntokens"], **logged)
         if not model.training:
             logging_output.update(self.error_counts(net_output, sample))
         return loss, sample_size, logging_output
@@ -152,7 +127,7 @@ class CifCriterion(AsrCriterion):
         terms = {"ce_loss": ce_loss, "nll_loss": nll_loss}
         if not self.cfg.no_ctc_loss:
             terms["ctc_loss"] = ctc_loss_sum(
-                net_output["ctc_logits"], net_output["encoder_padding_mask"], target, target_lengths,
+                net_output["ctc_logits"], net_output["encoder_lengths"], target, target_lengths,
                 self.pad, self.blank, self.cfg.zero_infinity,
             )  # fmt: skip
         if not self.cfg.no_quantity_loss:
@@ -162,7 +137,7 @@ class CifCriterion(AsrCriterion):
         return terms
 
     def distillation_terms(self, net_output, sample) -> Dict[str, torch.Tensor]:
-        """ACD and LRD (spec 3.6-3.8); the masks and truncation widths stay separate variables."""
+        """ACD and LRD; the masks and truncation widths stay separate variables (docs/differences.md)."""
         if "plm_features" not in sample:
             raise KeyError(
                 "the batch has no plm_features: train with --task speech_to_text_cif and a PLM store"
@@ -194,7 +169,7 @@ class CifCriterion(AsrCriterion):
         return terms
 
     def error_counts(self, net_output, sample) -> Dict[str, int]:
-        """Teacher-forced token and word errors (spec 3.11)."""
+        """Teacher-forced token and word errors (the published validation metric)."""
         with torch.no_grad():
             hypotheses = teacher_forced_predictions(
                 net_output["decoder_logits"], net_output["fire_counts"], self.not_predicted

@@ -16,12 +16,11 @@ from typing import Dict
 
 import torch
 from fairseq.criterions import register_criterion
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from omegaconf import II
+from fairseq.dataclass import ChoiceEnum
 
-from ..generation.ctc_greedy import ctc_greedy_tokens
-from .asr_criterion import AsrCriterion
-from .cif_losses import ctc_blank_index, ctc_loss_sum, quantity_loss_sum, strip_target
+from ..ops.ctc import ctc_blank_index, ctc_greedy_tokens, ctc_loss_sum
+from .asr_criterion import AsrCriterion, AsrCriterionConfig, strip_target
+from .cif_losses import quantity_loss_sum
 from .distillation_losses import aligned_teacher, contrastive_distillation, cosine_distance_loss
 from .error_rates import count_errors
 
@@ -31,16 +30,7 @@ LOSS_TERMS = ("loss", "ctc_loss", "kt_quantity_loss", "kt_loss")
 
 
 @dataclass
-class CtcAsrCriterionConfig(FairseqDataclass):
-    zero_infinity: bool = field(
-        default=True, metadata={"help": "zero the infinite losses of utterances shorter than their labels"}
-    )
-    post_process: str = field(
-        default="char",
-        metadata={
-            "help": "words for w_errors: 'char' (each token is a word) or a fairseq post-process symbol"
-        },
-    )
+class CtcAsrCriterionConfig(AsrCriterionConfig):
     apply_knowledge_transfer: bool = field(
         default=False,
         metadata={
@@ -65,7 +55,6 @@ class CtcAsrCriterionConfig(FairseqDataclass):
         default=False,
         metadata={"help": "contrastive: an anchor's own PLM feature drawn as a negative does not count"},
     )
-    sentence_avg: bool = II("optimization.sentence_avg")
 
 
 @register_criterion("ctc_asr", dataclass=CtcAsrCriterionConfig)
@@ -78,7 +67,6 @@ class CtcAsrCriterion(AsrCriterion):
 
     @property
     def needs_plm_features(self) -> bool:
-        """Whether batches must carry PLM features (the task reads this)."""
         return self.cfg.apply_knowledge_transfer
 
     def forward(self, model, sample, reduce=True):
@@ -90,7 +78,7 @@ class CtcAsrCriterion(AsrCriterion):
         terms = {
             "ctc_loss": ctc_loss_sum(
                 net_output["ctc_logits"],
-                net_output["encoder_padding_mask"],
+                net_output["encoder_lengths"],
                 labels,
                 label_lengths,
                 self.pad,
@@ -110,7 +98,7 @@ class CtcAsrCriterion(AsrCriterion):
         if not model.training:
             with torch.no_grad():
                 hypotheses = ctc_greedy_tokens(
-                    net_output["ctc_logits"], net_output["encoder_padding_mask"], self.blank
+                    net_output["ctc_logits"], net_output["encoder_lengths"], self.blank
                 )
             references = strip_target(target, [self.pad, self.eos])
             logging_output.update(count_errors(hypotheses, references, self.words))

@@ -1,4 +1,4 @@
-"""Hierarchical distillation losses (reference/hieradist_spec.md sections 3.6-3.8). Sums, float32.
+"""Hierarchical distillation losses (Han et al., INTERSPEECH 2023; docs/model.md). Sums, float32.
 
 - ACD, acoustic contrastive distillation: each projected CIF vector must pick the PLM feature of its
   own token among K negatives (PLM features of other tokens of the batch); InfoNCE on cosines / tau.

@@ -1,26 +1,14 @@
-"""Logged metrics the criteria share: loss terms, token and word error counts for validation and their
-derived rates (uer, wer), contrastive accuracy."""
+"""Error counting shared by validation (the criteria) and scoring (scripts/score_cer.py): edit
+distances over token or word sequences, and the substitution / deletion / insertion split."""
 
-import math
-from typing import Callable, Dict, Iterable, List, Sequence
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Sequence, Tuple
 
+import editdistance
 import torch
-from fairseq import metrics
 from fairseq.data.data_utils import post_process
 
-from .cif_losses import edit_errors
-
-__all__ = [
-    "ERROR_COUNTS",
-    "count_errors",
-    "log_contrastive_accuracy",
-    "log_error_rates",
-    "log_loss_terms",
-    "percent",
-    "token_words",
-]
-
-ERROR_COUNTS = ("c_errors", "c_total", "w_errors", "w_total")
+__all__ = ["EditCounts", "align_counts", "count_errors", "edit_errors", "token_words"]
 
 
 def token_words(tokens: List[int], dictionary, post_process_symbol: str) -> List[str]:
@@ -28,6 +16,12 @@ def token_words(tokens: List[int], dictionary, post_process_symbol: str) -> List
     if post_process_symbol == "char":
         return [dictionary[token] for token in tokens]
     return post_process(dictionary.string(torch.tensor(tokens)), post_process_symbol).split()
+
+
+def edit_errors(hypotheses: List[Sequence], references: List[Sequence]) -> Tuple[int, int]:
+    """(total edit distance, total reference length) over utterance pairs."""
+    errors = sum(editdistance.eval(hyp, ref) for hyp, ref in zip(hypotheses, references, strict=True))
+    return errors, sum(len(ref) for ref in references)
 
 
 def count_errors(
@@ -39,34 +33,50 @@ def count_errors(
     return {"c_errors": c_errors, "c_total": c_total, "w_errors": w_errors, "w_total": w_total}
 
 
-def percent(meters, errors: str, total: str) -> float:
-    count = meters[total].sum
-    return round(100.0 * meters[errors].sum / count, 3) if count > 0 else float("nan")
+@dataclass
+class EditCounts:
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+    reference_length: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    def __iadd__(self, other: "EditCounts") -> "EditCounts":
+        self.substitutions += other.substitutions
+        self.deletions += other.deletions
+        self.insertions += other.insertions
+        self.reference_length += other.reference_length
+        return self
 
 
-def log_error_rates(total: Callable[[str], int]) -> None:
-    """Log the counts (summed over workers) and derive uer and wer from them."""
-    if total("c_total") > 0:
-        for key in ERROR_COUNTS:
-            metrics.log_scalar(key, total(key))
-        metrics.log_derived("uer", lambda meters: percent(meters, "c_errors", "c_total"))
-        metrics.log_derived("wer", lambda meters: percent(meters, "w_errors", "w_total"))
+def align_counts(reference: str, hypothesis: str) -> EditCounts:
+    """Minimum edits turning ``reference`` into ``hypothesis``, split into S, D and I.
 
-
-def log_loss_terms(logging_outputs: List[Dict], names: Iterable[str]) -> None:
-    """Each of ``names`` that the outputs hold, summed, per ``sample_size`` and in bits (as fairseq)."""
-    sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
-    for name in names:
-        if any(name in log for log in logging_outputs):
-            value = sum(log.get(name, 0) for log in logging_outputs)
-            metrics.log_scalar(name, value / max(sample_size, 1) / math.log(2), sample_size, round=3)
-
-
-def log_contrastive_accuracy(total: Callable[[str], int]) -> None:
-    """Share of anchors whose positive scored highest: counts summed over workers, then the ratio."""
-    if total("contrastive_total") > 0:
-        metrics.log_scalar("contrastive_correct", total("contrastive_correct"))
-        metrics.log_scalar("contrastive_total", total("contrastive_total"))
-        metrics.log_derived(
-            "contrastive_accuracy", lambda m: percent(m, "contrastive_correct", "contrastive_total")
-        )
+    Among the alignments of minimum cost, the backtrace prefers substitutions, then deletions.
+    """
+    rows, cols = len(reference) + 1, len(hypothesis) + 1
+    cost = [[0] * cols for _ in range(rows)]
+    for i in range(rows):
+        cost[i][0] = i
+    for j in range(cols):
+        cost[0][j] = j
+    for i in range(1, rows):
+        for j in range(1, cols):
+            diagonal = cost[i - 1][j - 1] + (reference[i - 1] != hypothesis[j - 1])
+            cost[i][j] = min(diagonal, cost[i - 1][j] + 1, cost[i][j - 1] + 1)
+    counts = EditCounts(reference_length=len(reference))
+    i, j = len(reference), len(hypothesis)
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (reference[i - 1] != hypothesis[j - 1]):
+            counts.substitutions += reference[i - 1] != hypothesis[j - 1]
+            i, j = i - 1, j - 1
+        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
+            counts.deletions += 1
+            i -= 1
+        else:
+            counts.insertions += 1
+            j -= 1
+    return counts

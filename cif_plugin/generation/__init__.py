@@ -1,7 +1,8 @@
-"""Decoders used by fairseq-generate through the task's ``build_generator``."""
+"""Generators fairseq-generate uses (through each model's ``build_generator``), and LM scorers."""
 
 from .asg_generator import AsgGenerator
 from .cif_generator import CifGenerator
-from .ctc_generator import CtcGenerator, ctc_prefix_beam_search
+from .ctc_generator import CtcGenerator
+from .decoding_options import DecodingOptions, add_decoding_arguments
 
-__all__ = ["AsgGenerator", "CifGenerator", "CtcGenerator", "ctc_prefix_beam_search"]
+__all__ = ["AsgGenerator", "CifGenerator", "CtcGenerator", "DecodingOptions", "add_decoding_arguments"]

@@ -9,8 +9,8 @@ import logging
 
 import torch
 
-from ..ops.asg import asg_decode, replabel_ids
-from .ctc_generator import sequence_hypothesis
+from ..ops.asg import asg_decode
+from .hypotheses import sequence_hypothesis
 
 __all__ = ["AsgGenerator"]
 
@@ -21,14 +21,13 @@ class AsgGenerator:
     """Viterbi decoding of one ``S2TAsgConformerModel`` (one hypothesis per utterance).
 
     Args:
-        model: the ASG model (its ``transitions`` and ``max_replabel``). tgt_dict: the target dictionary.
+        model: the ASG model (its ``transitions`` and ``replabels``). tgt_dict: the target dictionary.
     """
 
     def __init__(self, model, tgt_dict, beam: int = 1, nbest: int = 1):
         if nbest > 1:
             raise ValueError("ASG decoding is Viterbi: it gives one hypothesis per utterance (--nbest 1)")
         self.model, self.tgt_dict, self.eos = model, tgt_dict, tgt_dict.eos()
-        self.replabels = replabel_ids(tgt_dict, model.max_replabel) if model.max_replabel > 0 else []
         self.symbols_to_strip_from_output = {self.eos}
         if beam > 1:
             logger.info(f"ASG decoding is exact Viterbi: --beam {beam} is not used")
@@ -39,8 +38,9 @@ class AsgGenerator:
             raise ValueError("ASG decoding takes one model, without prefixes or constraints")
         self.model.eval()
         output = self.model(**sample["net_input"])
-        frames = (~output["encoder_padding_mask"]).sum(dim=1)
-        hypotheses, scores = asg_decode(output["emissions"], self.model.transitions, frames, self.replabels)
+        hypotheses, scores = asg_decode(
+            output["emissions"], self.model.transitions, output["encoder_lengths"], self.model.replabels
+        )
         return [
             [sequence_hypothesis(labels, score, self.eos)]
             for labels, score in zip(hypotheses, scores.cpu(), strict=True)

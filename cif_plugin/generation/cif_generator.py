@@ -1,4 +1,4 @@
-"""Decoding of CIF models for fairseq-generate (reference/hieradist_spec.md sections 8.3-8.5).
+"""Decoding of CIF models for fairseq-generate and the inference library (docs/model.md, "Decoding").
 
 Each utterance is decoded for exactly as many steps as its CIF fired (the last fire stands for
 ``</s>``), and its output is cut after the first ``</s>`` (the dictionary's eos index). Modes:
@@ -26,6 +26,8 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor
 
+from ..modules.cif import DECODING_TAIL_THRESHOLD
+
 __all__ = ["CifGenerator"]
 
 logger = logging.getLogger(__name__)
@@ -52,7 +54,7 @@ class CifGenerator:
         tgt_dict,
         beam: int = 1,
         nbest: int = 1,
-        tail_threshold: float = 0.4,
+        tail_threshold: float = DECODING_TAIL_THRESHOLD,
         lm=None,
         lm_weight: float = 0.0,
     ):
@@ -97,7 +99,7 @@ class CifGenerator:
         else:
             tokens, step_scores = self._beam_search(cif)
         hypotheses = self._hypotheses(tokens, step_scores, cif["fire_counts"], cif["fire_frames"])
-        frames = (~encoder["encoder_padding_mask"]).sum(dim=1).tolist()
+        frames = encoder["encoder_lengths"].tolist()
         for b, utterance in enumerate(hypotheses):
             for hypothesis in utterance:
                 hypothesis["cif_weights"] = cif["alpha"][b, : frames[b]].cpu()

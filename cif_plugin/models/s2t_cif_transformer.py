@@ -1,22 +1,23 @@
-"""The CIF speech recogniser ``s2t_cif_transformer`` (reference/hieradist_spec.md section 2).
+"""The CIF speech recogniser ``s2t_cif_transformer`` (Han et al., INTERSPEECH 2023; docs/model.md).
 
 Pooling conformer encoder -> CTC head and CIF -> autoregressive (or NAR) CIF decoder. The
-dataclass defaults are the paper's AISHELL-1 configuration (spec 7.1): with the 4,234-symbol
-AISHELL-1 dictionary the model has 47,208,587 parameters (spec 2.8).
+dataclass defaults are the paper's AISHELL-1 configuration: with the 4,234-symbol AISHELL-1
+dictionary the model has 47,208,587 parameters, as published.
 """
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from fairseq.dataclass import ChoiceEnum
-from fairseq.models import ARCH_CONFIG_REGISTRY, BaseFairseqModel, register_model, register_model_architecture
+from fairseq.models import register_model, register_model_architecture
 from torch import Tensor, nn
 
+from ..generation import CifGenerator, DecodingOptions
+from ..generation.language_models import load_fairseq_lm
 from ..modules import Cif
-from ..modules.cif_decoder import CifArDecoder, CifNarDecoder, DecoderLayerOptions
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
-from .dataclass_arguments import add_dataclass_arguments
+from .asr_model import AsrModel, fill_missing
+from .cif_decoder import CifArDecoder, CifNarDecoder, DecoderLayerOptions
 from .s2t_encoder import (
     TINY_CIF,
     TINY_ENCODER,
@@ -24,7 +25,6 @@ from .s2t_encoder import (
     build_cif,
     build_ctc_projection,
     build_encoder,
-    fill_missing,
     option,
 )
 
@@ -33,7 +33,7 @@ __all__ = ["S2TCifTransformerConfig", "S2TCifTransformerModel"]
 
 @dataclass
 class S2TCifTransformerConfig(S2TCifConfig):
-    # Decoder (spec 2.5).
+    # Decoder.
     decoder_embed_dim: int = option(256, "decoder dimension")
     decoder_ffn_embed_dim: int = option(2048, "decoder feed-forward dimension")
     decoder_layers: int = option(2, "decoder layers")
@@ -49,20 +49,22 @@ class S2TCifTransformerConfig(S2TCifConfig):
     share_decoder_input_output_embed: bool = option(
         False, "tie the decoder's output projection to its embeddings"
     )
-    do_decoder_nar: bool = option(False, "non-autoregressive decoder over the CIF vectors (spec 2.5.2)")
+    do_decoder_nar: bool = option(False, "non-autoregressive decoder over the CIF vectors")
     decoder_nar_pad_type: ChoiceEnum(["full", "triangle"]) = option(
         "full", "NAR decoder self-attention: full or causal"
     )
     add_pos_to_cif: bool = option(False, "NAR decoder: add positions to the CIF vectors")
-    # Distillation heads (spec 2.6): only those of the distillation losses that are on exist, so
-    # every parameter gets a gradient (plain DDP works). The task sets the two distill_* flags from
-    # the cif criterion's --apply-cif-contrastive-dis-cos-loss and --apply-dec-state-dis-loss.
+    # Distillation heads: only those of the distillation losses that are on exist, so every
+    # parameter gets a gradient (plain DDP works). options_from_criterion sets the two distill_*
+    # flags from the cif criterion's --apply-cif-contrastive-dis-cos-loss and --apply-dec-state-dis-loss.
     apply_bert_distill: bool = option(
         False, "distil PLM features into the model (ACD/LRD options of the cif criterion)"
     )
-    distill_cif_outputs: bool = option(False, "a projection of the CIF vectors to the PLM dimension, for ACD")
+    distill_cif_outputs: bool = option(
+        False, "a projection of the CIF vectors to the PLM dimension, for ACD (set from the criterion)"
+    )
     distill_decoder_states: bool = option(
-        False, "a projection of the decoder states to the PLM dimension, for LRD"
+        False, "a projection of the decoder states to the PLM dimension, for LRD (set from the criterion)"
     )
     fetch_decoder_states_from: ChoiceEnum(["tfm_outputs", "pre_final_output_proj"]) = option(
         "tfm_outputs",
@@ -70,8 +72,8 @@ class S2TCifTransformerConfig(S2TCifConfig):
     )
 
 
-@register_model("s2t_cif_transformer", dataclass=S2TCifTransformerConfig)
-class S2TCifTransformerModel(BaseFairseqModel):
+@register_model("s2t_cif_transformer")
+class S2TCifTransformerModel(AsrModel):
     """Encoder + CTC head + CIF + decoder; one method per head.
 
     Args:
@@ -94,12 +96,20 @@ class S2TCifTransformerModel(BaseFairseqModel):
         self.encoder, self.ctc_proj, self.cif, self.decoder = encoder, ctc_proj, cif, decoder
         self.cif_distill_proj, self.decoder_distill_proj = cif_distill_proj, decoder_distill_proj
 
-    @classmethod
-    def add_args(cls, parser):
-        add_dataclass_arguments(parser, S2TCifTransformerConfig)
+    config_type = S2TCifTransformerConfig
 
     @classmethod
-    def build_model(cls, cfg: S2TCifTransformerConfig, task):
+    def options_from_criterion(cls, criterion_args) -> Dict[str, Any]:
+        """The distillation heads of the cif criterion's distillation losses that are on."""
+        values = {}
+        if getattr(criterion_args, "apply_cif_contrastive_dis_cos_loss", False):
+            values["distill_cif_outputs"] = True
+        if getattr(criterion_args, "apply_dec_state_dis_loss", False):
+            values["distill_decoder_states"] = True
+        return values
+
+    @classmethod
+    def build_from_config(cls, cfg: S2TCifTransformerConfig, task):
         dictionary = task.target_dictionary
         encoder = build_encoder(cfg, task)
         ctc_proj = build_ctc_projection(cfg, dictionary)
@@ -156,10 +166,15 @@ class S2TCifTransformerModel(BaseFairseqModel):
             states_from=str(cfg.fetch_decoder_states_from),
         )
 
-    def forward_encoder(self, src_tokens: Tensor, src_lengths: Tensor) -> Dict[str, Tensor]:
-        """(B, T, F) features -> ``encoder_out`` (B, T', D) and ``encoder_padding_mask`` (B, T')."""
-        encoder_out, padding_mask = self.encoder(src_tokens, src_lengths)
-        return {"encoder_out": encoder_out, "encoder_padding_mask": padding_mask}
+    def build_generator(self, dictionary, options: DecodingOptions) -> CifGenerator:
+        """Greedy for beam 1, beam search otherwise, one parallel pass for a NAR decoder; shallow
+        fusion with the fairseq LM of ``options.lm_path``."""
+        if options.ngram_lm_path:
+            raise ValueError(f"--ngram-lm-path {options.ngram_lm_path}: n-gram LMs fuse with CTC models only")
+        lm = load_fairseq_lm(options.lm_path, dictionary, options.data_dir) if options.lm_path else None
+        return CifGenerator(
+            self, dictionary, options.beam, options.nbest, options.tail_threshold, lm, options.lm_weight
+        )
 
     def forward_ctc(self, encoder_out: Tensor) -> Tensor:
         """(B, T', D) -> (B, T', V) CTC logits."""
@@ -174,7 +189,7 @@ class S2TCifTransformerModel(BaseFairseqModel):
         """Encoder output -> CIF vectors: ``cif_out`` (B, N, C), ``cif_padding_mask`` (B, N),
         ``fire_counts`` (B,), ``fire_frames`` (B, N), ``alpha`` (B, T'), ``quantity`` (B,)."""
         return self.cif(
-            encoder["encoder_out"], encoder["encoder_padding_mask"], target_lengths, tail_threshold
+            encoder["encoder_out"], encoder["encoder_lengths"], target_lengths, tail_threshold
         )._asdict()
 
     def forward(
@@ -219,8 +234,6 @@ class S2TCifTransformerModel(BaseFairseqModel):
         return (self.encoder.max_source_positions, self.decoder.max_positions())
 
 
-_PAPER_CONFIG = {f.name: f.default for f in dataclasses.fields(S2TCifTransformerConfig)}
-
 _TINY_CONFIG = dict(
     **TINY_ENCODER,
     **TINY_CIF,
@@ -234,14 +247,11 @@ _TINY_CONFIG = dict(
 )
 
 
+@register_model_architecture("s2t_cif_transformer", "s2t_cif_transformer")
 def s2t_cif_transformer(args):
-    """The paper's AISHELL-1 model (spec 7.1): 15 conformer blocks of 256, pooling after 5 and 10,
-    2 decoder layers; 47,208,587 parameters with the AISHELL-1 dictionary."""
-    fill_missing(args, _PAPER_CONFIG)
-
-
-# register_model(dataclass=...) already registered a no-op architecture of the model's name.
-ARCH_CONFIG_REGISTRY["s2t_cif_transformer"] = s2t_cif_transformer
+    """The paper's AISHELL-1 model: 15 conformer blocks of 256, pooling after 5 and 10, 2 decoder
+    layers; 47,208,587 parameters with the AISHELL-1 dictionary."""
+    fill_missing(args, S2TCifTransformerModel.paper_defaults())
 
 
 @register_model_architecture("s2t_cif_transformer", "s2t_cif_transformer_tiny")

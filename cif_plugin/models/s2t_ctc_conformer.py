@@ -5,21 +5,23 @@ encoder as ``s2t_cif_transformer`` (paper sizes by default), then Linear(encoder
 Trained with the ``ctc_asr`` criterion.
 
 Knowledge transfer from a PLM (Deng et al., arXiv 2203.03582): with ``knowledge_transfer_branch``
-(the task sets it from the criterion's ``--apply-knowledge-transfer``) a CIF over the encoder output
+(set from the criterion's ``--apply-knowledge-transfer``) a CIF over the encoder output
 and Linear(CIF dim -> PLM dim) give one vector per target token, which the criterion pulls towards
 the PLM's features of those tokens. The branch runs only when the caller passes ``target_lengths``
 (the criterion does); decoding never does, so inference is pure CTC.
 """
 
-from dataclasses import dataclass, fields
-from typing import Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
 
-from fairseq.models import ARCH_CONFIG_REGISTRY, BaseFairseqModel, register_model, register_model_architecture
+from fairseq.models import register_model, register_model_architecture
 from torch import Tensor, nn
 
+from ..generation import CtcGenerator, DecodingOptions
+from ..generation.language_models import load_prefix_scorer
 from ..modules import Cif
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
-from .dataclass_arguments import add_dataclass_arguments
+from .asr_model import AsrModel, fill_missing
 from .s2t_encoder import (
     TINY_CIF,
     TINY_ENCODER,
@@ -27,7 +29,6 @@ from .s2t_encoder import (
     build_cif,
     build_ctc_projection,
     build_encoder,
-    fill_missing,
     option,
 )
 
@@ -38,13 +39,13 @@ __all__ = ["S2TCtcConformerConfig", "S2TCtcConformerModel"]
 class S2TCtcConformerConfig(S2TCifConfig):
     knowledge_transfer_branch: bool = option(
         False,
-        "a training-only CIF branch projected to the PLM dimension (the task sets this from the "
-        "ctc_asr criterion's --apply-knowledge-transfer)",
+        "a training-only CIF branch projected to the PLM dimension (set from the ctc_asr "
+        "criterion's --apply-knowledge-transfer)",
     )
 
 
-@register_model("s2t_ctc_conformer", dataclass=S2TCtcConformerConfig)
-class S2TCtcConformerModel(BaseFairseqModel):
+@register_model("s2t_ctc_conformer")
+class S2TCtcConformerModel(AsrModel):
     """Encoder + CTC projection, and optionally the knowledge-transfer branch.
 
     Args:
@@ -67,12 +68,19 @@ class S2TCtcConformerModel(BaseFairseqModel):
         self.encoder, self.ctc_proj = encoder, ctc_proj
         self.cif, self.plm_proj = cif, plm_proj
 
-    @classmethod
-    def add_args(cls, parser):
-        add_dataclass_arguments(parser, S2TCtcConformerConfig)
+    config_type = S2TCtcConformerConfig
 
     @classmethod
-    def build_model(cls, cfg: S2TCtcConformerConfig, task):
+    def options_from_criterion(cls, criterion_args) -> Dict[str, Any]:
+        """The knowledge-transfer branch when the ctc_asr criterion trains it."""
+        return (
+            {"knowledge_transfer_branch": True}
+            if getattr(criterion_args, "apply_knowledge_transfer", False)
+            else {}
+        )
+
+    @classmethod
+    def build_from_config(cls, cfg: S2TCtcConformerConfig, task):
         encoder = build_encoder(cfg, task)
         ctc_proj = build_ctc_projection(cfg, task.target_dictionary)
         if not cfg.knowledge_transfer_branch:
@@ -81,43 +89,42 @@ class S2TCtcConformerModel(BaseFairseqModel):
             encoder, ctc_proj, build_cif(cfg), nn.Linear(cfg.cif_embedding_dim, cfg.bert_distill_feat_dim)
         )
 
+    def build_generator(self, dictionary, options: DecodingOptions) -> CtcGenerator:
+        """Greedy for beam 1, prefix beam search otherwise, with shallow fusion of the fairseq LM of
+        ``options.lm_path`` or the n-gram LM of ``options.ngram_lm_path``."""
+        return CtcGenerator(
+            self,
+            dictionary,
+            options.beam,
+            options.nbest,
+            load_prefix_scorer(options, dictionary),
+            options.lm_weight,
+            options.ctc_token_bonus,
+        )
+
     def forward(
         self, src_tokens: Tensor, src_lengths: Tensor, target_lengths: Optional[Tensor] = None, **unused
     ) -> Dict[str, Tensor]:
-        """(B, T, F) features -> ``encoder_out`` (B, T', D), ``encoder_padding_mask`` (B, T'),
-        ``ctc_logits`` (B, T', V).
+        """(B, T, F) features -> the ``forward_encoder`` entries and ``ctc_logits`` (B, T', V).
 
         With the knowledge-transfer branch and ``target_lengths`` (B,) (labels per utterance, the
         CIF's scaling target in training) also ``plm_space_features`` (B, N, P), zero at padding,
         ``cif_padding_mask`` (B, N) and ``quantity`` (B,).
         """
-        encoder_out, padding_mask = self.encoder(src_tokens, src_lengths)
-        output = {
-            "encoder_out": encoder_out,
-            "encoder_padding_mask": padding_mask,
-            "ctc_logits": self.ctc_proj(encoder_out),
-        }
+        output = self.forward_encoder(src_tokens, src_lengths)
+        output["ctc_logits"] = self.ctc_proj(output["encoder_out"])
         if self.cif is not None and target_lengths is not None:
-            cif = self.cif(encoder_out, padding_mask, target_lengths)
+            cif = self.cif(output["encoder_out"], output["encoder_lengths"], target_lengths)
             valid = (~cif.cif_padding_mask).unsqueeze(-1).to(cif.cif_out.dtype)
             output["plm_space_features"] = self.plm_proj(cif.cif_out * valid)
             output["cif_padding_mask"], output["quantity"] = cif.cif_padding_mask, cif.quantity
         return output
 
-    def max_positions(self):
-        return (self.encoder.max_source_positions, None)
 
-
-_PAPER_CONFIG = {f.name: f.default for f in fields(S2TCtcConformerConfig)}
-
-
+@register_model_architecture("s2t_ctc_conformer", "s2t_ctc_conformer")
 def s2t_ctc_conformer(args):
     """The paper's encoder (15 conformer blocks of 256, pooling after 5 and 10) with a CTC layer."""
-    fill_missing(args, _PAPER_CONFIG)
-
-
-# register_model(dataclass=...) already registered a no-op architecture of the model's name.
-ARCH_CONFIG_REGISTRY["s2t_ctc_conformer"] = s2t_ctc_conformer
+    fill_missing(args, S2TCtcConformerModel.paper_defaults())
 
 
 @register_model_architecture("s2t_ctc_conformer", "s2t_ctc_conformer_tiny")

@@ -1,14 +1,15 @@
-"""What the CIF and CTC models share: the encoder's and the CIF's options, their builders and the CTC
-projection."""
+"""What the model families share: the encoder's and the CIF's options, their builders and the CTC
+projection (the paper's configuration as defaults: docs/options.md lists them)."""
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, List
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.modules import RelPositionalEncoding
 from torch import nn
 
-from ..modules import Cif, CifWeightPredictor
-from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
+from ..modules import Cif, CifWeightPredictor, Conv2dSubsampler, PoolingConformerEncoder
+from .conformer_block import MaskedConformerBlock
 
 __all__ = [
     "S2TEncoderConfig",
@@ -18,7 +19,6 @@ __all__ = [
     "build_encoder",
     "build_cif",
     "build_ctc_projection",
-    "fill_missing",
     "option",
 ]
 
@@ -33,11 +33,11 @@ class S2TEncoderConfig(FairseqDataclass):
     # Input: set by the task from the data config.
     input_feat_per_channel: int = option(80, "feature bins per frame (set by the task from the data config)")
     input_channels: int = option(1, "input channels (set by the task from the data config; must be 1)")
-    # Front end (spec 2.2).
+    # Front end.
     frontend_type: ChoiceEnum(["conv2d"]) = option("conv2d", "front end: ESPnet-style Conv2d subsampler")
     conv2d_output_channels: str = option("128", "comma-separated output channels of the Conv2d layers")
     conv_kernel_sizes: str = option("3", "comma-separated kernel sizes of the Conv2d layers (stride 2)")
-    # Encoder (spec 2.3).
+    # Encoder.
     encoder_embed_dim: int = option(256, "encoder dimension")
     encoder_ffn_embed_dim: int = option(2048, "conformer feed-forward dimension")
     encoder_layers: int = option(15, "number of conformer blocks")
@@ -60,7 +60,7 @@ class S2TEncoderConfig(FairseqDataclass):
 
 @dataclass
 class S2TCifConfig(S2TEncoderConfig):
-    # CIF (spec 2.4).
+    # CIF.
     cif_embedding_dim: int = option(256, "CIF output dimension (a bias-free Linear if != encoder dim)")
     produce_weight_type: ChoiceEnum(["conv", "dense", "linear"]) = option("conv", "CIF weight predictor")
     cif_threshold: float = option(0.99, "CIF firing threshold beta")
@@ -106,27 +106,36 @@ def _int_list(text: str, name: str) -> List[int]:
 
 
 def build_encoder(cfg: S2TEncoderConfig, task) -> PoolingConformerEncoder:
-    """The pooling conformer encoder of ``cfg``; its positional table is sized by the task."""
+    """The pooling conformer encoder of ``cfg`` with fairseq's rel-pos encoding in its blocks."""
     if not cfg.apply_conformer_encoder:
         raise ValueError("only the conformer encoder is implemented: drop --no-apply-conformer-encoder")
     if cfg.input_channels != 1:
         raise ValueError(
             f"the Conv2d front end takes 1 input channel, the data config says {cfg.input_channels}"
         )
+    subsampler = Conv2dSubsampler(
+        cfg.input_feat_per_channel,
+        _int_list(cfg.conv2d_output_channels, "conv2d_output_channels"),
+        _int_list(cfg.conv_kernel_sizes, "conv_kernel_sizes"),
+        cfg.encoder_embed_dim,
+    )
+    max_positions = task.args.max_source_positions
     return PoolingConformerEncoder(
-        input_dim=cfg.input_feat_per_channel,
-        embed_dim=cfg.encoder_embed_dim,
-        ffn_dim=cfg.encoder_ffn_embed_dim,
+        subsampler,
+        make_block=lambda: MaskedConformerBlock(
+            cfg.encoder_embed_dim,
+            cfg.encoder_ffn_embed_dim,
+            cfg.encoder_attention_heads,
+            cfg.dropout,
+            cfg.conformer_depthwise_conv_kernel_size,
+        ),
         num_layers=cfg.encoder_layers,
-        num_heads=cfg.encoder_attention_heads,
-        dropout=cfg.dropout,
-        depthwise_kernel_size=cfg.conformer_depthwise_conv_kernel_size,
         pooling_layer_ids=_int_list(cfg.pooling_layer_ids, "pooling_layer_ids")
         if cfg.layer_downsampling
         else [],
-        conv_channels=_int_list(cfg.conv2d_output_channels, "conv2d_output_channels"),
-        conv_kernel_sizes=_int_list(cfg.conv_kernel_sizes, "conv_kernel_sizes"),
-        max_source_positions=task.args.max_source_positions,
+        dropout=cfg.dropout,
+        pos_encoding=RelPositionalEncoding(max_positions, cfg.encoder_embed_dim),
+        max_source_positions=max_positions,
         scale_embedding=not cfg.no_scale_embedding,
     )
 
@@ -153,14 +162,7 @@ def build_cif(cfg: S2TCifConfig) -> Cif:
 
 
 def build_ctc_projection(cfg: S2TEncoderConfig, dictionary) -> nn.Linear:
-    """Linear(encoder dim -> vocabulary), xavier-initialised (spec 2.3.1 step 7)."""
+    """Linear(encoder dim -> vocabulary), xavier-initialised as published."""
     projection = nn.Linear(cfg.encoder_embed_dim, len(dictionary))
     nn.init.xavier_uniform_(projection.weight)
     return projection
-
-
-def fill_missing(args, values: Dict[str, Any]) -> None:
-    """Architecture functions: set each value the command line left out."""
-    for name, value in values.items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, value)

@@ -1,8 +1,8 @@
 """The CIF layer: weight prediction, training-time scaling and integrate-and-fire.
 
-Re-implements ``CifMiddleware`` of CIF-HieraDist (reference/hieradist_spec.md section 2.4) without
-its bugs: tail handling for every utterance, explicit fire indices instead of "non-zero row"
-detection, float32 maths under fp16/bf16, no batch-composition dependence.
+Re-implements ``CifMiddleware`` of the CIF-HieraDist code (Han et al., INTERSPEECH 2023) without
+its bugs (docs/differences.md): tail handling for every utterance, explicit fire indices instead of
+"non-zero row" detection, float32 maths under fp16/bf16, no batch-composition dependence.
 """
 
 from typing import NamedTuple, Optional
@@ -11,8 +11,12 @@ from torch import Tensor, nn
 
 from .cif_weight_predictor import CifWeightPredictor
 from .integrate_and_fire import integrate_and_fire, scale_to_target_lengths
+from .masks import padding_mask_from_lengths
 
-__all__ = ["Cif", "CifOutput"]
+__all__ = ["DECODING_TAIL_THRESHOLD", "Cif", "CifOutput"]
+
+# The tail threshold the paper decodes with (validation uses the model's own, 0.5 by default).
+DECODING_TAIL_THRESHOLD = 0.4
 
 
 class CifOutput(NamedTuple):
@@ -76,14 +80,14 @@ class Cif(nn.Module):
     def forward(
         self,
         hidden: Tensor,
-        padding_mask: Optional[Tensor] = None,
+        lengths: Optional[Tensor] = None,
         target_lengths: Optional[Tensor] = None,
         tail_threshold: Optional[float] = None,
     ) -> CifOutput:
         """
         Args:
             hidden (Tensor): (B, T, C) encoder output.
-            padding_mask (Tensor, optional): (B, T) bool, True at padded frames.
+            lengths (Tensor, optional): (B,) valid frames. Default: all frames.
             target_lengths (Tensor, optional): (B,) target lengths including ``</s>``; used for
                 scaling in training only.
             tail_threshold (float, optional): overrides the module's tail threshold (decoding
@@ -92,13 +96,14 @@ class Cif(nn.Module):
         Returns:
             CifOutput
         """
+        padding_mask = padding_mask_from_lengths(lengths, hidden.size(1)) if lengths is not None else None
         alpha = self.weight_predictor(hidden, padding_mask)
         quantity = alpha.sum(dim=1)
         if self.training and self.apply_scaling and target_lengths is not None:
             alpha = scale_to_target_lengths(alpha, target_lengths)
         use_tail = self.apply_tail_handling and not self.training
         tail = (self.tail_threshold if tail_threshold is None else tail_threshold) if use_tail else None
-        fired = integrate_and_fire(hidden, alpha, padding_mask, self.threshold, tail)
+        fired = integrate_and_fire(hidden, alpha, lengths, self.threshold, tail)
         cif_out = fired.cif_out.to(hidden.dtype)
         if self.output_proj is not None:
             cif_out = self.output_proj(cif_out)

@@ -1,4 +1,4 @@
-"""Per-frame CIF weight predictor (reference/hieradist_spec.md section 2.4.1)."""
+"""Per-frame CIF weight predictor (docs/model.md, "CIF")."""
 
 from typing import Optional
 

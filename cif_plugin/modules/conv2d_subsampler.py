@@ -1,4 +1,4 @@
-"""ESPnet-style Conv2d front end (reference/hieradist_spec.md section 2.2)."""
+"""ESPnet-style Conv2d front end (docs/model.md, "Front end")."""
 
 from typing import Sequence, Tuple
 

@@ -1,7 +1,8 @@
 """Loop-free continuous integrate-and-fire (CIF) with the reference semantics.
 
 Dong & Xu, "CIF: Continuous Integrate-and-Fire for End-to-End Speech Recognition", ICASSP 2020;
-semantics of ``CifMiddleware`` in CIF-HieraDist (reference/hieradist_spec.md section 2.4.3).
+semantics of ``CifMiddleware`` in the CIF-HieraDist code (Han et al., INTERSPEECH 2023); docs/model.md
+describes the layer and docs/differences.md what we changed.
 
 Sequential definition, per utterance, over its valid frames t = 0 .. len-1 with weight w_t and
 vector h_t, accumulated weight a = 0 and state s = 0:
@@ -76,7 +77,7 @@ def scale_to_target_lengths(alpha: Tensor, target_lengths: Tensor, eps: float = 
 def integrate_and_fire(
     hidden: Tensor,
     alpha: Tensor,
-    padding_mask: Optional[Tensor] = None,
+    lengths: Optional[Tensor] = None,
     threshold: float = 0.99,
     tail_threshold: Optional[float] = None,
 ) -> IntegrateAndFireOutput:
@@ -88,8 +89,8 @@ def integrate_and_fire(
     Args:
         hidden (Tensor): (B, T, C) frame vectors (must be finite, padded frames included).
         alpha (Tensor): (B, T) non-negative weights; they are forced to 0 at padded frames.
-        padding_mask (Tensor, optional): (B, T) bool, True at padded frames, which must all come
-            after the valid ones (right padding). Default: no padding.
+        lengths (Tensor, optional): (B,) valid frames of each utterance (right padding).
+            Default: every frame is valid.
         threshold (float): firing threshold beta, > 0. Default: 0.99 (the reference).
         tail_threshold (float, optional): emit the remaining partial token, renormalised to unit
             weight, when its weight exceeds this value; ``None`` disables tail handling.
@@ -109,13 +110,12 @@ def integrate_and_fire(
     device = hidden.device
     compute_dtype = torch.promote_types(torch.promote_types(hidden.dtype, alpha.dtype), torch.float32)
 
-    if padding_mask is not None:
-        alpha = alpha.masked_fill(padding_mask, 0.0)
-        lengths = (~padding_mask).sum(dim=1)
-    else:
+    if lengths is None:
         lengths = torch.full((batch_size,), num_frames, dtype=torch.long, device=device)
+    lengths = lengths.to(device)
     frame_index = torch.arange(num_frames, device=device)
     valid = frame_index.unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+    alpha = alpha.masked_fill(~valid, 0.0)
 
     weights = alpha.to(torch.float64)
     prefix_sum = weights.cumsum(dim=1)  # S_t

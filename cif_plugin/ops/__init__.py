@@ -1,1 +1,2 @@
-"""Custom operators (``asg``); the compiled parts are imported lazily, on first use."""
+"""Operators for the output topologies, plain PyTorch: ``asg`` (our C++/CUDA kernels, imported lazily on
+first use) and ``ctc`` (loss, searches, alignment)."""

@@ -2,7 +2,7 @@
 
 Audio of any sample rate and channel count soundfile reads is averaged to mono, resampled to
 16 kHz and scaled to the 16-bit range; torchaudio's Kaldi fbank then uses 25 ms windows every
-10 ms, no dither (reference/hieradist_spec.md section 4.6).
+10 ms, no dither, as fairseq's AISHELL-1 preparation does.
 """
 
 from pathlib import Path

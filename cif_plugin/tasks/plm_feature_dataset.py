@@ -1,4 +1,4 @@
-"""Adds pre-computed PLM token features to speech-to-text batches (spec 4.5, without its bugs)."""
+"""Adds pre-computed PLM token features to speech-to-text batches (docs/differences.md, "PLM features")."""
 
 from typing import List
 
@@ -7,7 +7,7 @@ import torch
 from fairseq.data import BaseWrapperDataset
 from torch.nn.utils.rnn import pad_sequence
 
-from ..modules.plm_feature_store import PlmFeatureStore
+from .plm_feature_store import PlmFeatureStore
 
 __all__ = ["PlmFeatureDataset"]
 

@@ -1,30 +1,31 @@
-"""Task ``speech_to_text_cif``: fairseq's speech-to-text data for the CIF models.
+"""Task ``speech_to_text_cif``: fairseq's speech-to-text data for this plugin's models.
 
 Same manifests (TSV: id, audio, n_frames, tgt_text, speaker) and YAML data config as stock
-``speech_to_text`` (spec 4.2-4.4): characters from ``vocab_filename``, sentencepiece units when the
-config names a ``bpe_tokenizer``, CMVN and SpecAugment transforms. Two additions: relative ``audio``
-paths are resolved against the data folder unless the config sets ``audio_root`` (so prepared data
-can be moved), a split fails at load time, naming the utterances, when rows point to missing or
-unreadable features, and no utterance is lost to batching: fairseq 0.12's ``batch_by_size`` drops
-a final batch that is not a multiple of ``--required-batch-size-multiple`` (fairseq issue 5036),
-so decoding a test set would silently skip its shortest utterances.
+``speech_to_text``: characters from ``vocab_filename``, sentencepiece units when the config names a
+``bpe_tokenizer``, CMVN and SpecAugment transforms. The task handles data only: manifests, PLM
+features (loaded when the criterion's losses need them) and batching. What a model family needs
+from its criterion and how it decodes are the model's business (``AsrModel``). Additions to the
+stock task: relative ``audio`` paths are resolved against the data folder unless the config sets
+``audio_root`` (so prepared data can be moved), a split fails at load time, naming the utterances,
+when rows point to missing or unreadable features, and no utterance is lost to batching: fairseq
+0.12's ``batch_by_size`` drops a final batch that is not a multiple of
+``--required-batch-size-multiple`` (fairseq issue 5036), so decoding a test set would silently skip
+its shortest utterances.
 """
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
-from fairseq import checkpoint_utils
 from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
-from omegaconf import DictConfig, open_dict
 
-from ..generation import AsgGenerator, CifGenerator, CtcGenerator
-from ..generation.prefix_lm_scorers import FairseqLmPrefixScorer, KenLmPrefixScorer
-from ..modules.plm_feature_store import PlmFeatureStore
+from ..criterions.asr_criterion import AsrCriterion
+from ..generation import DecodingOptions, add_decoding_arguments
+from ..models.asr_model import AsrModel, set_options
 from .audio_manifest_check import find_unreadable_rows
 from .plm_feature_dataset import PlmFeatureDataset
+from .plm_feature_store import PlmFeatureStore
 
 logger = logging.getLogger(__name__)
 
@@ -46,24 +47,7 @@ class SpeechToTextCifTask(SpeechToTextTask):
             help="PLM feature store for distillation (scripts/extract_plm_features.py); default "
             "<data>/plm_features; read only when the criterion has a distillation loss on",
         )
-        parser.add_argument(
-            "--decoding-tail-threshold",
-            type=float,
-            default=0.4,
-            help="CIF tail firing threshold when decoding (fairseq-generate); 0.4 as published",
-        )
-        parser.add_argument(
-            "--ngram-lm-path",
-            default=None,
-            help="CTC models: an n-gram LM (ARPA or KenLM binary, words = dictionary symbols) fused in "
-            "prefix beam search at --lm-weight (fairseq-generate reads --lm-path itself, as a fairseq LM)",
-        )
-        parser.add_argument(
-            "--ctc-token-bonus",
-            type=float,
-            default=0.0,
-            help="CTC prefix beam search: score added per emitted label (offsets an LM's per-label cost)",
-        )
+        add_decoding_arguments(parser)
 
     def __init__(self, args, tgt_dict):
         super().__init__(args, tgt_dict)
@@ -72,7 +56,7 @@ class SpeechToTextCifTask(SpeechToTextTask):
 
     def build_criterion(self, args):
         criterion = super().build_criterion(args)
-        if getattr(criterion, "needs_plm_features", False):
+        if isinstance(criterion, AsrCriterion) and criterion.needs_plm_features:
             folder = getattr(self.args, "plm_feature_dir", None) or Path(self.args.data) / "plm_features"
             self.plm_store = PlmFeatureStore(folder)
             expected = getattr(self.args, "bert_distill_feat_dim", self.plm_store.dim)
@@ -115,77 +99,30 @@ class SpeechToTextCifTask(SpeechToTextTask):
         return super().get_batch_iterator(dataset, *args, **kwargs)
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        """Tell criteria that count updates (asg's linear segmentation warm-up) where training is."""
-        if hasattr(criterion, "set_num_updates"):
+        """fairseq 0.12's trainer tells only the LR scheduler where training is; our criteria hear it
+        here (asg's linear segmentation warm-up counts updates)."""
+        if isinstance(criterion, AsrCriterion):
             criterion.set_num_updates(update_num)
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
-        """CIF models: greedy for ``--beam 1``, beam search otherwise, NAR for NAR decoders, shallow
-        fusion with the fairseq LM of ``--lm-path`` at ``--lm-weight``. CTC models: greedy or prefix
-        beam search, with shallow fusion of the fairseq LM of ``--lm-path`` or the n-gram LM of
-        ``--ngram-lm-path``, at ``--lm-weight`` with ``--ctc-token-bonus`` per label. ASG models: Viterbi."""
-        lm_path, lm_weight = getattr(args, "lm_path", None), getattr(args, "lm_weight", 0.0)
-        ngram_path = getattr(self.args, "ngram_lm_path", None)
-        if ngram_path and lm_path:
-            raise ValueError("fuse one LM: --lm-path (fairseq) or --ngram-lm-path (n-gram), not both")
-        if hasattr(models[0], "transitions"):
-            return AsgGenerator(models[0], self.target_dictionary, args.beam, args.nbest)
-        if not hasattr(models[0], "decoder"):
-            scorer = self.prefix_scorer(lm_path, ngram_path) if lm_path or ngram_path else None
-            token_bonus = getattr(self.args, "ctc_token_bonus", 0.0)
-            return CtcGenerator(
-                models[0], self.target_dictionary, args.beam, args.nbest, scorer, lm_weight, token_bonus
-            )
-        if ngram_path:
-            raise ValueError(f"--ngram-lm-path {ngram_path}: n-gram LMs fuse with CTC models only")
-        tail_threshold = getattr(self.args, "decoding_tail_threshold", 0.4)
-        lm = self.load_language_model(lm_path) if lm_path else None
-        return CifGenerator(
-            models[0], self.target_dictionary, args.beam, args.nbest, tail_threshold, lm, lm_weight
+        """The model's own generator (``AsrModel.build_generator``) with the decoding options of
+        fairseq-generate and of this task (``add_decoding_arguments``)."""
+        if not isinstance(models[0], AsrModel):
+            return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs)
+        return models[0].build_generator(
+            self.target_dictionary, DecodingOptions.from_fairseq(args, self.args)
         )
-
-    def prefix_scorer(self, lm_path: Optional[str], ngram_path: Optional[str]):
-        """The fairseq LM of ``lm_path`` or the n-gram LM of ``ngram_path``, as a prefix scorer."""
-        if ngram_path:
-            return KenLmPrefixScorer(ngram_path, self.target_dictionary)
-        dictionary = self.target_dictionary
-        return FairseqLmPrefixScorer(self.load_language_model(lm_path), dictionary.eos(), dictionary.pad())
-
-    def load_language_model(self, path: str):
-        """A fairseq LM checkpoint trained over this task's dictionary (its task reads the same dict.txt)."""
-        models, _, lm_task = checkpoint_utils.load_model_ensemble_and_task(
-            [path], arg_overrides={"data": self.args.data}
-        )
-        if lm_task.source_dictionary.symbols != self.target_dictionary.symbols:
-            raise ValueError(
-                f"the LM {path} was trained with another dictionary than {self.args.data}/dict.txt"
-            )
-        return models[0]
 
     def build_model(self, cfg, from_checkpoint=False):
         """Set the input size from the data config, as the stock task does, then build."""
-        values = dict(
-            input_feat_per_channel=self.data_cfg.input_feat_per_channel,
-            input_channels=self.data_cfg.input_channels,
+        set_options(
+            cfg,
+            {
+                "input_feat_per_channel": self.data_cfg.input_feat_per_channel,
+                "input_channels": self.data_cfg.input_channels,
+            },
         )
-        # Distillation heads exist only for the losses that are on (legacy tasks see every option).
-        if getattr(self.args, "apply_cif_contrastive_dis_cos_loss", False):
-            values["distill_cif_outputs"] = True
-        if getattr(self.args, "apply_dec_state_dis_loss", False):
-            values["distill_decoder_states"] = True
-        if getattr(self.args, "apply_knowledge_transfer", False):  # ctc_asr criterion
-            values["knowledge_transfer_branch"] = True
-        if hasattr(self.args, "asg_transitions_init"):  # asg criterion: the model holds what it trains
-            values.update(
-                transitions_init=self.args.asg_transitions_init, max_replabel=self.args.max_replabel
-            )
-        if isinstance(cfg, DictConfig):
-            with open_dict(cfg):
-                cfg.update(values)
-        else:
-            for name, value in values.items():
-                setattr(cfg, name, value)
         return FairseqTask.build_model(self, cfg, from_checkpoint)
 
 

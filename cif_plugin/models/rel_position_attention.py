@@ -1,4 +1,4 @@
-"""Relative-position multi-head attention with a float32 softmax (spec 2.3.4, 2.3.6)."""
+"""Relative-position multi-head attention with a float32 softmax (docs/differences.md, "Numerics")."""
 
 from typing import Optional
 

@@ -1,4 +1,4 @@
-"""Conformer block whose output does not depend on padding (spec 2.3.2, bug 10 fixed)."""
+"""Conformer block whose output does not depend on padding (docs/differences.md, "Padding")."""
 
 from typing import Optional
 

@@ -1,4 +1,4 @@
-"""Decoders over CIF outputs (reference/hieradist_spec.md section 2.5).
+"""Decoders over CIF outputs (docs/model.md, "Decoder"), built from fairseq's Transformer decoder layers.
 
 The autoregressive decoder is a causal Transformer LM conditioned on the acoustics without
 cross-attention: step i reads [scaled embedding(y_{i-1}) ; c_{i-1}] and its output layer reads
@@ -122,7 +122,7 @@ def _run_layers(
 
 
 class CifArDecoder(FairseqIncrementalDecoder):
-    """Autoregressive CIF decoder (spec 2.5.1), teacher-forced or incremental.
+    """Autoregressive CIF decoder, teacher-forced or incremental.
 
     ``forward`` returns (logits (B, M, V), extra) with M = min(N, S) for N CIF vectors and S
     previous tokens; ``extra["decoder_states"]`` (B, M, D) holds the states the distillation
@@ -135,7 +135,7 @@ class CifArDecoder(FairseqIncrementalDecoder):
         cif_dim (int): CIF vector dimension (``cif_embedding_dim``).
         layers (DecoderLayerOptions): the Transformer layers.
         input_dropout (float): dropout on the layer input (the model's ``dropout``, 0.1 in the
-            paper, while the layers use ``decoder_dropout``: spec bug 12, kept on purpose).
+            paper, while the layers use ``decoder_dropout``, as published: docs/differences.md).
         max_target_positions (int): positional table size (``max_target_positions``).
         learned_positions (bool): learned instead of sinusoidal positions (``decoder_learned_pos``).
         use_positions (bool): add positions (not ``no_token_positional_embeddings``).
@@ -235,7 +235,7 @@ class CifArDecoder(FairseqIncrementalDecoder):
 
 
 class CifNarDecoder(FairseqDecoder):
-    """Non-autoregressive decoder (spec 2.5.2): Transformer layers over the CIF vectors alone.
+    """Non-autoregressive decoder: Transformer layers over the CIF vectors alone.
 
     No token embedding and no output concatenation; the vectors are projected to the decoder
     dimension only when it differs, and positions are added only with ``add_positions``
