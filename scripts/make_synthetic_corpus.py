@@ -8,7 +8,7 @@ A "speaker" is one espeak-ng setting of the Mandarin voice (``cmn``): a voice va
 pitch; dev and test speakers never occur in train. Each utterance gets a little white noise at
 ``--snr-db``. Sentences come from ``--sentences``: ``numbers`` (the default: a built-in generator of
 number, date, time and price phrases over ~30 characters) or a text file with one sentence per line,
-optionally preceded by an utterance id (e.g. ../shared/data/aishell1_dev_transcripts.txt), restricted
+optionally preceded by an utterance id (e.g. an AISHELL-1 transcript file), restricted
 with ``--top-chars N`` to the sentences that use only the N most frequent characters of the file.
 The same ``--seed`` gives the same corpus; existing wav files are kept on a re-run.
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Synthetic Mandarin demo: espeak-ng corpus -> AISHELL-1 preparation -> tiny CIF model on the CPU
-# -> fairseq-generate on the test split -> CER. `make demo` runs it; about 10 minutes on 2 cores.
+# -> fairseq-generate on the test split -> CER. `make demo` runs it; about 5 minutes on 2 cores.
 #
 # Usage: bash egs/synthetic_zh/run.sh [--stage N] [--stop-stage M] [--max-epoch E] [--seed S] [--distill] [--ctc]
 #        [--asg]
-# Stages: 1 synthesise, 2 prepare, 3 train, 4 decode, 5 score; with --distill also 6 PLM features of a
+# Stages: 1 synthesise, 2 prepare, 3 train, decode and score; with --distill also 6 PLM features of a
 # RANDOM BERT and 7 HieraDist training, decoding and scoring: a plumbing check of distillation
 # (no pre-trained model is reachable here), not a result; with --ctc also 8 the CTC baseline
 # (s2t_ctc_conformer_tiny) trained, decoded and scored beside the CIF model; with --asg also 9 the same
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 stage=1
-stop_stage=5
+stop_stage=3
 max_epoch=15
 seed=1
 utterances="1500 150 150"  # train dev test
@@ -68,22 +68,25 @@ if run_stage 2 "prepare fbank features, manifests and vocabulary"; then
   mark_done 2
 fi
 
-if run_stage 3 "train s2t_cif_transformer_tiny on the CPU ($max_epoch epochs)"; then
-  "$bin/fairseq-train" "$data" "${train_options[@]}" --save-dir "$exp" 2>&1 | tee "$exp/train.log" \
+# train_decode_score DATA EXP BEAM FAIRSEQ-TRAIN-OPTIONS...: one family's training, fairseq-generate
+# decoding of the test split and CER; prints the CER line last.
+train_decode_score() {
+  local data_dir=$1 exp_dir=$2 decode_beam=$3
+  shift 3
+  mkdir -p "$exp_dir"
+  "$bin/fairseq-train" "$data_dir" "$@" --save-dir "$exp_dir" 2>&1 | tee "$exp_dir/train.log" \
     | grep --line-buffered -E "valid on|done training"
+  "$bin/fairseq-generate" "$data_dir" --user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml \
+    --path "$exp_dir/checkpoint_best.pt" --gen-subset test --beam "$decode_beam" --max-tokens 20000 --cpu \
+    --scoring wer > "$exp_dir/decode_test.txt" 2> "$exp_dir/decode_test.log"
+  "$python" scripts/score_cer.py --generate-output "$exp_dir/decode_test.txt" --manifest "$data_dir/test.tsv" \
+    --per-utterance "$exp_dir/cer_test.tsv" --show 5 > "$exp_dir/cer_test.txt"
+}
+
+if run_stage 3 "train s2t_cif_transformer_tiny on the CPU ($max_epoch epochs), decode (beam $beam) and score"; then
+  train_decode_score "$data" "$exp" "$beam" "${train_options[@]}"
+  cat "$exp/cer_test.txt"
   mark_done 3
-fi
-
-if run_stage 4 "decode the test split with fairseq-generate (beam $beam)"; then
-  "$bin/fairseq-generate" "$data" --user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml \
-    --path "$exp/checkpoint_best.pt" --gen-subset test --beam "$beam" --max-tokens 20000 --cpu \
-    --scoring wer > "$exp/decode_test.txt" 2> "$exp/decode_test.log"
-  mark_done 4
-fi
-
-if run_stage 5 "score"; then
-  "$python" scripts/score_cer.py --generate-output "$exp/decode_test.txt" --manifest "$data/test.tsv" \
-    --per-utterance "$exp/cer_test.tsv" --show 5 | tee "$exp/cer_test.txt"
 fi
 
 distill_exp=$recipe_dir/exp/cif_tiny_hieradist
@@ -94,32 +97,20 @@ if $distill && run_stage 6 "PLM features of a RANDOM BERT (plumbing check, not a
 fi
 
 if $distill && run_stage 7 "HieraDist (ACD + LRD) training, decoding and scoring: a plumbing check"; then
-  mkdir -p "$distill_exp"
   dim=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['dim'])" "$data/plm_features/meta.json")
   conf_dir=$repo/egs/aishell1/conf
   # shellcheck disable=SC2046
-  "$bin/fairseq-train" "$data" "${train_options[@]}" --save-dir "$distill_exp" --bert-distill-feat-dim "$dim" \
-    $(grep -hv -e '^\s*#' -e '^\s*$' "$conf_dir/distill_acd.conf" "$conf_dir/distill_lrd.conf") \
-    2>&1 | tee "$distill_exp/train.log" | grep --line-buffered -E "valid on|done training"
-  "$bin/fairseq-generate" "$data" --user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml \
-    --path "$distill_exp/checkpoint_best.pt" --gen-subset test --beam "$beam" --max-tokens 20000 --cpu \
-    --scoring wer > "$distill_exp/decode_test.txt" 2> "$distill_exp/decode_test.log"
-  "$python" scripts/score_cer.py --generate-output "$distill_exp/decode_test.txt" --manifest "$data/test.tsv" \
-    | tee "$distill_exp/cer_test.txt"
+  train_decode_score "$data" "$distill_exp" "$beam" "${train_options[@]}" --bert-distill-feat-dim "$dim" \
+    $(grep -hv -e '^\s*#' -e '^\s*$' "$conf_dir/distill_acd.conf" "$conf_dir/distill_lrd.conf")
+  tail -1 "$distill_exp/cer_test.txt"
   echo "NOTE: distilled from a RANDOM BERT: this checks the pipeline, it is not a distillation result"
   mark_done 7
 fi
 
 ctc_exp=$recipe_dir/exp/ctc_tiny
 if $ctc && run_stage 8 "the CTC baseline: train, decode (beam $beam) and score beside the CIF model"; then
-  mkdir -p "$ctc_exp"
-  "$bin/fairseq-train" "$data" "${common_options[@]}" --arch s2t_ctc_conformer_tiny --criterion ctc_asr \
-    --save-dir "$ctc_exp" 2>&1 | tee "$ctc_exp/train.log" | grep --line-buffered -E "valid on|done training"
-  "$bin/fairseq-generate" "$data" --user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml \
-    --path "$ctc_exp/checkpoint_best.pt" --gen-subset test --beam "$beam" --max-tokens 20000 --cpu \
-    --scoring wer > "$ctc_exp/decode_test.txt" 2> "$ctc_exp/decode_test.log"
-  "$python" scripts/score_cer.py --generate-output "$ctc_exp/decode_test.txt" --manifest "$data/test.tsv" \
-    > "$ctc_exp/cer_test.txt"
+  train_decode_score "$data" "$ctc_exp" "$beam" "${common_options[@]}" --arch s2t_ctc_conformer_tiny \
+    --criterion ctc_asr
   echo "test CER, CIF: $(tail -1 "$exp/cer_test.txt")"
   echo "test CER, CTC: $(tail -1 "$ctc_exp/cer_test.txt")"
   mark_done 8
@@ -129,18 +120,12 @@ asg_data=$recipe_dir/data/prepared_asg
 asg_exp=$recipe_dir/exp/asg_tiny
 if $asg && run_stage 9 "ASG: train, decode (Viterbi) and score beside the CIF model"; then
   # The same features; the dictionary gains the replabel symbols "1" and "2" that ASG writes repeats with.
-  mkdir -p "$asg_data" "$asg_exp"
+  mkdir -p "$asg_data"
   for zip in "$data"/*.zip; do ln -sf "$zip" "$asg_data/"; done
   cp "$data"/train.tsv "$data"/dev.tsv "$data"/test.tsv "$data"/config.yaml "$asg_data/"
   { cat "$data/dict.txt"; printf '1 1\n2 1\n'; } > "$asg_data/dict.txt"
-  "$bin/fairseq-train" "$asg_data" "${common_options[@]}" --arch s2t_asg_conformer_tiny --criterion asg \
-    --linseg-updates 100 --save-dir "$asg_exp" 2>&1 | tee "$asg_exp/train.log" \
-    | grep --line-buffered -E "valid on|done training"
-  "$bin/fairseq-generate" "$asg_data" --user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml \
-    --path "$asg_exp/checkpoint_best.pt" --gen-subset test --beam 1 --max-tokens 20000 --cpu \
-    --scoring wer > "$asg_exp/decode_test.txt" 2> "$asg_exp/decode_test.log"
-  "$python" scripts/score_cer.py --generate-output "$asg_exp/decode_test.txt" --manifest "$asg_data/test.tsv" \
-    > "$asg_exp/cer_test.txt"
+  train_decode_score "$asg_data" "$asg_exp" 1 "${common_options[@]}" --arch s2t_asg_conformer_tiny \
+    --criterion asg --linseg-updates 100
   echo "test CER, CIF: $(tail -1 "$exp/cer_test.txt")"
   echo "test CER, ASG: $(tail -1 "$asg_exp/cer_test.txt")"
   mark_done 9
