@@ -1,181 +1,92 @@
-"""Transcribe audio files with a trained CIF model, with start and end times for every token.
+"""Transcribe audio with any trained model of the plugin (CIF, CTC or ASG), with token times.
 
-Any sample rate and channel count soundfile reads works (audio is averaged to mono and resampled to
-16 kHz), on the CPU by default. A token ends at the encoder frame where the CIF fired it; it starts
-at the first frame where the CIF has integrated more than ``--onset`` of its weight, so leading
-silence and pauses are not part of it. Times are in seconds and never exceed the audio length.
+Inputs: audio files and folders (searched recursively for audio files), ``--list`` files (one path
+per line) and Kaldi ``--wav-scp`` files (``<id> <path>``; piped commands are refused). Any sample
+rate and channel count soundfile reads works (averaged to mono, resampled to 16 kHz). Files longer
+than ``--max-segment-seconds`` are split at pauses (silero-vad) and decoded in pieces, with their
+token times on the file's clock. Utterances are decoded in batches sorted by length.
 
-The checkpoint's data folder (config.yaml and dict.txt) must exist; ``--data`` points elsewhere.
+A file that cannot be read or decoded is reported on stderr (and as an entry with its error in the
+json/jsonl formats) while every other file is transcribed; the exit status is then 1.
 
-Usage: python scripts/transcribe.py --checkpoint exp/avg.pt a.wav b.flac [--format json] [--beam 10]
+Usage: python scripts/transcribe.py --model exp/package audio/ [--format srt] [--output out.srt]
+       python scripts/transcribe.py --model exp/checkpoint_best.pt --wav-scp data/wav.scp --format jsonl
 """
 
 import argparse
-import json
-import logging
+import os
 import sys
+import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-import numpy as np
-import torch
-from fairseq import checkpoint_utils
-from fairseq.data.audio.feature_transforms import CompositeAudioFeatureTransform
+from tqdm import tqdm
 
-from cif_plugin.generation import DecodingOptions
-from cif_plugin.modules import DECODING_TAIL_THRESHOLD
-from cif_plugin.tasks.fbank_features import (
-    FRAME_SHIFT_SECONDS,
-    SAMPLE_RATE,
-    AudioError,
-    kaldi_fbank,
-    load_waveform,
-)
+from cif_plugin.inference.cli import add_model_arguments, recognizer_from_args
+from cif_plugin.inference.inputs import collect_inputs
+from cif_plugin.inference.output_formats import FORMATS, format_transcripts
 
-__all__ = ["FileDecoder", "add_decoding_arguments", "load", "token_times", "transcribe"]
+__all__ = ["main"]
 
 
-def token_times(
-    fire_frames: List[int], cif_weights: np.ndarray, frame_seconds: float, onset: float, duration: float
-):
-    """(start, end) seconds of each token from its fire frame and the cumulative CIF weight."""
-    cumulative = np.cumsum(cif_weights)
-    times, previous_end = [], 0.0
-    for index, frame in enumerate(fire_frames):
-        started = np.nonzero(cumulative > index + onset)[0]
-        start_frame = min(int(started[0]), frame) if len(started) else frame
-        start = max(start_frame * frame_seconds, previous_end)
-        end = min((frame + 1) * frame_seconds, duration)
-        start = min(start, end)
-        times.append((round(start, 3), round(end, 3)))
-        previous_end = end
-    return times
-
-
-def load(checkpoint: Path, data: Optional[Path], device: str):
-    """(model, task) of a checkpoint, on ``device``, in eval mode."""
-    overrides = {"data": str(data)} if data else None
-    try:
-        models, _, task = checkpoint_utils.load_model_ensemble_and_task(
-            [str(checkpoint)], arg_overrides=overrides
-        )
-    except FileNotFoundError as error:
-        raise SystemExit(
-            f"{error}\nThe checkpoint's data folder (config.yaml, dict.txt) is missing: pass --data."
-        ) from None
-    return models[0].to(device).eval(), task
-
-
-class FileDecoder:
-    """Features -> best hypothesis for single audio files, with the task's evaluation transforms."""
-
-    def __init__(self, model, task, args):
-        self.model, self.task, self.device = model, task, args.device
-        config = task.data_cfg.get_feature_transforms("test", False)
-        self.transforms = CompositeAudioFeatureTransform.from_config_dict(config)
-        options = DecodingOptions(
-            beam=args.beam,
-            lm_path=args.lm_path,
-            lm_weight=args.lm_weight,
-            tail_threshold=args.tail_threshold,
-            data_dir=task.args.data,
-        )
-        self.generator = model.build_generator(task.target_dictionary, options)
-        self.frame_seconds = FRAME_SHIFT_SECONDS * model.encoder.frame_stride
-
-    def decode(self, path: Path) -> Dict:
-        """features (frames, 80), duration (s), symbols, fire_frames, cif_weights (encoder frames), score."""
-        waveform = load_waveform(path)
-        features = kaldi_fbank(waveform)
-        model_input = self.transforms(features) if self.transforms is not None else features
-        src_tokens = torch.from_numpy(model_input).unsqueeze(0).to(self.device)
-        src_lengths = torch.tensor([len(model_input)], device=self.device)
-        best = self.generator.generate(
-            [self.model], {"net_input": {"src_tokens": src_tokens, "src_lengths": src_lengths}}
-        )[0][0]
-        tokens = [t for t in best["tokens"].tolist() if t != self.task.target_dictionary.eos()]
-        return {
-            "features": features,
-            "duration": waveform.shape[1] / SAMPLE_RATE,
-            "symbols": [self.task.target_dictionary[t] for t in tokens],
-            "fire_frames": best["fire_frames"][: len(tokens)].tolist(),
-            "cif_weights": best["cif_weights"].numpy(),
-            "score": float(best["score"]),
-        }
-
-
-def transcribe(paths: List[Path], decoder: FileDecoder, onset: float, join: bool) -> List[Dict]:
-    results = []
-    for path in paths:
-        decoded = decoder.decode(path)
-        times = token_times(
-            decoded["fire_frames"], decoded["cif_weights"], decoder.frame_seconds, onset, decoded["duration"]
-        )
-        symbols = decoded["symbols"]
-        results.append(
-            {
-                "file": str(path),
-                "duration": round(decoded["duration"], 3),
-                "text": "".join(symbols) if join else " ".join(symbols),
-                "score": round(decoded["score"], 4),
-                "tokens": [
-                    {"token": s, "start": a, "end": b} for s, (a, b) in zip(symbols, times, strict=True)
-                ],
-            }
-        )
-    return results
-
-
-def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared with plot_alignment.py."""
-    parser.add_argument(
-        "--checkpoint", type=Path, required=True, help="a trained s2t_cif_transformer checkpoint"
-    )
-    parser.add_argument(
-        "--data", type=Path, help="folder with config.yaml and dict.txt (default: the checkpoint's)"
-    )
-    parser.add_argument("--beam", type=int, default=10, help="beam size (1: greedy)")
-    parser.add_argument(
-        "--tail-threshold", type=float, default=DECODING_TAIL_THRESHOLD, help="CIF tail firing threshold"
-    )
-    parser.add_argument(
-        "--lm-path", help="fairseq LM checkpoint over the same dictionary, for shallow fusion"
-    )
-    parser.add_argument("--lm-weight", type=float, default=0.0, help="LM weight in shallow fusion")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-
-
-def quiet_logging() -> None:
-    logging.getLogger("fairseq").setLevel(logging.WARNING)
-    logging.getLogger("cif_plugin").setLevel(logging.WARNING)
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("audio", type=Path, nargs="*", help="audio files or folders")
     parser.add_argument(
-        "audio", type=Path, nargs="+", help="audio files (wav, flac, ... any rate, mono or stereo)"
+        "--list", type=Path, action="append", default=[], help="a file of audio paths, one per line"
     )
-    add_decoding_arguments(parser)
-    parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
-    parser.add_argument("--onset", type=float, default=0.1, help="CIF weight at which a token starts")
-    parser.add_argument("--no-join", dest="join", action="store_false", help="separate the tokens by spaces")
+    parser.add_argument(
+        "--wav-scp", type=Path, action="append", default=[], help="a Kaldi wav.scp (<id> <path>)"
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--format", choices=list(FORMATS), default="text", help="output format")
+    parser.add_argument("--output", type=Path, help="write here (atomically) instead of standard output")
+    parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch")
+    parser.add_argument(
+        "--max-segment-seconds",
+        type=float,
+        default=30.0,
+        help="longer files are split at pauses (silero-vad)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = parser.parse_args(argv)
-    quiet_logging()
-    model, task = load(args.checkpoint, args.data, args.device)
     try:
-        results = transcribe(args.audio, FileDecoder(model, task, args), args.onset, args.join)
-    except AudioError as error:
+        inputs = collect_inputs(args.audio, args.list, args.wav_scp)
+    except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.format == "json":
-        print(json.dumps(results, ensure_ascii=False, indent=2))
+    if not inputs:
+        parser.error("no audio: give files, folders, --list or --wav-scp")
+    recognizer = recognizer_from_args(args, max_segment_seconds=args.max_segment_seconds)
+    transcripts, audio_seconds, started = [], 0.0, time.perf_counter()
+    progress = tqdm(total=len(inputs), unit="file", disable=args.no_progress, file=sys.stderr)
+    for transcript in recognizer.iter_transcribe(inputs, batch_size=args.batch_size):
+        transcripts.append(transcript)
+        audio_seconds += transcript.duration
+        if not transcript.ok:
+            tqdm.write(f"error: {transcript.error}", file=sys.stderr)
+        progress.update(1)
+        if audio_seconds > 0:
+            progress.set_postfix(rtf=f"{(time.perf_counter() - started) / audio_seconds:.3f}")
+    progress.close()
+    text = format_transcripts(transcripts, args.format)
+    if args.output:
+        _write_atomically(args.output, text)
     else:
-        for result in results:
-            print(f"{result['file']}\t{result['text']}")
-            print("  " + " ".join(f"{t['token']}[{t['start']:.2f}-{t['end']:.2f}]" for t in result["tokens"]))
-    return 0
+        sys.stdout.write(text)
+    failed = sum(not t.ok for t in transcripts)
+    if failed:
+        print(f"{failed} of {len(transcripts)} input(s) failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import torch
 from cif_plugin.ops.asg import (
     asg_log_partitions,
     asg_loss,
+    asg_token_spans,
     asg_viterbi,
     collapse_repeats,
     pack_replabels,
@@ -203,6 +204,22 @@ def test_replabels_round_trip_and_wav2letter_examples():
             packed = pack_replabels(tokens.tolist(), replabels)
             assert unpack_replabels(packed, replabels) == tokens.tolist()
             assert all(a != b for a, b in zip(packed, packed[1:], strict=False)) or not replabels
+
+
+def test_token_spans_tile_the_path_and_spell_the_unpacked_tokens():
+    one, two = 101, 102
+    spans = asg_token_spans([5, 5, 7, one, one], [one])
+    assert [(s.label, s.start, s.end) for s in spans] == [(5, 0, 2), (7, 2, 3), (7, 3, 5)]
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.tensor([5, 6, one, two])
+    for _ in range(300):
+        frames = int(torch.randint(0, 15, (1,), generator=generator))
+        path = labels[torch.randint(0, 4, (frames,), generator=generator)].tolist()
+        for replabels in ([], [one], [one, two]):
+            spans = asg_token_spans(path, replabels)
+            assert [s.label for s in spans] == unpack_replabels(collapse_repeats(path), replabels)
+            assert all(0 <= s.start <= s.end <= len(path) for s in spans)  # k repeats may share one frame
+            assert all(a.end <= b.start for a, b in zip(spans, spans[1:], strict=False))
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import torch
 
-from cif_plugin.ops.ctc import ctc_greedy_tokens, ctc_loss_sum, ctc_prefix_beam_search
+from cif_plugin.ops.ctc import ctc_greedy_spans, ctc_greedy_tokens, ctc_loss_sum, ctc_prefix_beam_search
 
 from fairseq_setup import build_from_command_line, fairseq_cli
 
@@ -49,6 +49,11 @@ def test_greedy_decoding_merges_repeats_and_drops_blanks():
     best = [[2, 2, 0, 2, 3, 3, 0], [0, 3, 0, 0, 3, 3, 2]]
     logits = torch.nn.functional.one_hot(torch.tensor(best), 4).float()
     assert ctc_greedy_tokens(logits, torch.tensor([7, 6]), blank=0) == [[2, 2, 3], [3, 3]]
+    spans = ctc_greedy_spans(logits, torch.tensor([7, 6]), blank=0)
+    assert [[(s.label, s.start, s.end) for s in row] for row in spans] == [
+        [(2, 0, 2), (2, 3, 4), (3, 4, 6)],
+        [(3, 1, 2), (3, 4, 6)],
+    ]
 
 
 def test_paper_ctc_model_size(aishell_data):

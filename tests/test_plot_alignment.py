@@ -30,3 +30,13 @@ def test_png_with_glyphs_or_pinyin(tiny_checkpoint, tmp_path):
         assert expected in result.stdout
         image = matplotlib.image.imread(str(output))
         assert image.shape[0] > 300 and image.shape[1] > 600
+
+
+def test_png_for_a_ctc_model(ctc_training, tmp_path):
+    audio = tmp_path / "a.wav"
+    soundfile.write(str(audio), 0.1 * np.random.default_rng(1).normal(size=24000), 16000)
+    output = tmp_path / "ctc.png"
+    command = [sys.executable, str(SCRIPT), str(audio), "--model", str(ctc_training[1]), "--beam", "1"]
+    result = subprocess.run(command + ["--output", str(output)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert matplotlib.image.imread(str(output)).shape[1] > 600

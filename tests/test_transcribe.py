@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from cif_plugin.inference.timestamps import cif_token_times
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-from transcribe import token_times  # noqa: E402
 
 
 def test_token_times_follow_fires_and_weights():
@@ -18,7 +18,7 @@ def test_token_times_follow_fires_and_weights():
     # with onset 0.2 token 1 starts at frame 2 (0.60 > 0.2), token 2 at frame 6 (1.60 > 1.2): the
     # low-weight pause (frames 4-5) belongs to neither.
     weights = np.array([0.05, 0.05, 0.5, 0.45, 0.02, 0.03, 0.5, 0.48, 0.05])
-    times = token_times([3, 7], weights, frame_seconds=0.08, onset=0.2, duration=0.72)
+    times = cif_token_times([3, 7], weights, frame_seconds=0.08, onset=0.2, duration=0.72)
     assert times == [(0.16, 0.32), (0.48, 0.64)]
 
 
@@ -40,7 +40,7 @@ def test_json_output_with_times_inside_the_audio(tiny_checkpoint, tmp_path):
     result = _transcribe(tiny_checkpoint, str(first), str(second), "--format", "json", "--beam", "3")
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = json.loads(result.stdout)
-    assert [o["file"] for o in outputs] == [str(first), str(second)]
+    assert [o["name"] for o in outputs] == [str(first), str(second)]
     for output, duration in zip(outputs, (2.5, 1.7), strict=True):
         assert abs(output["duration"] - duration) < 0.01
         assert "".join(t["token"] for t in output["tokens"]) == output["text"]
@@ -54,4 +54,4 @@ def test_unreadable_audio_is_reported_by_name(tiny_checkpoint, tmp_path):
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"not audio at all")
     result = _transcribe(tiny_checkpoint, str(bad))
-    assert result.returncode == 2 and "broken.wav" in result.stderr and "unreadable audio" in result.stderr
+    assert result.returncode == 1 and "broken.wav" in result.stderr and "unreadable audio" in result.stderr

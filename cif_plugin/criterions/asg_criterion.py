@@ -93,7 +93,8 @@ class AsgCriterion(AsrCriterion):
         ntokens = sum(len(reference) for reference in references)
         sample_size, logging_output = self.logging_output(sample, loss, ntokens)
         if not model.training:
-            hypotheses, _ = asg_decode(emissions, model.transitions, frames, replabels)
+            decoded, _ = asg_decode(emissions, model.transitions, frames, replabels)
+            hypotheses = [[span.label for span in spans] for spans in decoded]
             logging_output.update(count_errors(hypotheses, references, self.words))
         return loss, sample_size, logging_output
 

@@ -2,7 +2,8 @@
 
 Consecutive equal labels of the path are one token and replabels are unpacked. Hypotheses carry
 ``tokens`` (ending with ``</s>``), ``score`` (the path score: emissions + transitions, unnormalised
-as ASG's are), ``positional_scores`` (the score on ``</s>``, zeros before) and ``alignment`` None.
+as ASG's are), ``positional_scores`` (the score on ``</s>``, zeros before), ``alignment`` None
+and ``token_spans``, each token's frames on the Viterbi path.
 """
 
 import logging
@@ -38,10 +39,10 @@ class AsgGenerator:
             raise ValueError("ASG decoding takes one model, without prefixes or constraints")
         self.model.eval()
         output = self.model(**sample["net_input"])
-        hypotheses, scores = asg_decode(
+        decoded, scores = asg_decode(
             output["emissions"], self.model.transitions, output["encoder_lengths"], self.model.replabels
         )
         return [
-            [sequence_hypothesis(labels, score, self.eos)]
-            for labels, score in zip(hypotheses, scores.cpu(), strict=True)
+            [sequence_hypothesis([span.label for span in spans], score, self.eos, spans)]
+            for spans, score in zip(decoded, scores.cpu(), strict=True)
         ]

@@ -2,7 +2,9 @@
 optional shallow fusion (the searches live in ``cif_plugin.ops.ctc``).
 
 Hypotheses carry ``tokens`` (ending with ``</s>``), ``score`` (natural log), ``positional_scores``
-(the score on ``</s>``, zeros before: CTC scores whole label sequences) and ``alignment`` None.
+(the score on ``</s>``, zeros before: CTC scores whole label sequences), ``alignment`` None and
+``token_spans``: each label's frames, the spikes of the best path for greedy decoding, the forced
+alignment of the decoded labels after beam search.
 """
 
 import logging
@@ -14,7 +16,8 @@ from ..ops.ctc import (
     PrefixScorer,
     ctc_best_path_scores,
     ctc_blank_index,
-    ctc_greedy_tokens,
+    ctc_forced_align,
+    ctc_greedy_spans,
     ctc_prefix_beam_search,
 )
 from .hypotheses import sequence_hypothesis
@@ -72,22 +75,26 @@ class CtcGenerator:
         if self.scorer is not None:
             self.scorer.to(log_probs.device)
         if self.greedy:  # the best path, scored by its own log-probability
-            labels = ctc_greedy_tokens(log_probs, lengths, self.blank)
+            spans = ctc_greedy_spans(log_probs, lengths, self.blank)
             scores = ctc_best_path_scores(log_probs, lengths)
-            results = [[(tuple(sequence), score)] for sequence, score in zip(labels, scores, strict=True)]
-        else:
-            results = [
-                ctc_prefix_beam_search(
-                    log_probs[b, :length].cpu(),
-                    self.blank,
-                    self.beam,
-                    self.scorer,
-                    self.lm_weight,
-                    self.token_bonus,
-                )
-                for b, length in enumerate(lengths.tolist())
+            return [
+                [sequence_hypothesis([span.label for span in row], score, self.eos, row)]
+                for row, score in zip(spans, scores, strict=True)
             ]
-        return [
-            [sequence_hypothesis(labels, score, self.eos) for labels, score in best[: self.nbest]]
-            for best in results
-        ]
+        results = []
+        for b, length in enumerate(lengths.tolist()):
+            utterance = log_probs[b, :length].cpu()
+            best = ctc_prefix_beam_search(
+                utterance, self.blank, self.beam, self.scorer, self.lm_weight, self.token_bonus
+            )
+            results.append(
+                [
+                    sequence_hypothesis(labels, score, self.eos, self._spans(utterance, labels))
+                    for labels, score in best[: self.nbest]
+                ]
+            )
+        return results
+
+    def _spans(self, log_probs, labels):
+        """The frames of each decoded label: its forced alignment on the utterance's frames."""
+        return ctc_forced_align(log_probs, labels, self.blank) if labels else []

@@ -8,7 +8,7 @@ option changes what the model holds), and its architecture functions.
 
 import argparse
 from dataclasses import fields
-from typing import Any, ClassVar, Dict
+from typing import Any, ClassVar, Dict, Tuple
 
 from fairseq.models import BaseFairseqModel
 from omegaconf import DictConfig, open_dict
@@ -85,6 +85,10 @@ class AsrModel(BaseFairseqModel):
             "encoder_lengths": lengths,
             "encoder_padding_mask": padding_mask_from_lengths(lengths, encoder_out.size(1)),
         }
+
+    def ctc_head(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """(B, T', V) CTC logits and their (B,) lengths, for models with a CTC head (alignment)."""
+        raise ValueError(f"{type(self).__name__} has no CTC head")
 
     def max_positions(self):
         return (self.encoder.max_source_positions, None)

@@ -180,6 +180,10 @@ class S2TCifTransformerModel(AsrModel):
         """(B, T', D) -> (B, T', V) CTC logits."""
         return self.ctc_proj(encoder_out)
 
+    def ctc_head(self, src_tokens: Tensor, src_lengths: Tensor):
+        encoder = self.forward_encoder(src_tokens, src_lengths)
+        return self.forward_ctc(encoder["encoder_out"]), encoder["encoder_lengths"]
+
     def forward_cif(
         self,
         encoder: Dict[str, Tensor],

@@ -102,6 +102,10 @@ class S2TCtcConformerModel(AsrModel):
             options.ctc_token_bonus,
         )
 
+    def ctc_head(self, src_tokens: Tensor, src_lengths: Tensor):
+        output = self(src_tokens, src_lengths)
+        return output["ctc_logits"], output["encoder_lengths"]
+
     def forward(
         self, src_tokens: Tensor, src_lengths: Tensor, target_lengths: Optional[Tensor] = None, **unused
     ) -> Dict[str, Tensor]:

@@ -12,11 +12,20 @@ import soundfile
 import torch
 import torchaudio
 
-__all__ = ["SAMPLE_RATE", "FRAME_SHIFT_SECONDS", "NUM_MEL_BINS", "AudioError", "load_waveform", "kaldi_fbank"]
+__all__ = [
+    "SAMPLE_RATE",
+    "FRAME_SHIFT_SECONDS",
+    "NUM_MEL_BINS",
+    "WINDOW_SAMPLES",
+    "AudioError",
+    "load_waveform",
+    "kaldi_fbank",
+]
 
 SAMPLE_RATE = 16000
 FRAME_SHIFT_SECONDS = 0.01
 NUM_MEL_BINS = 80
+WINDOW_SAMPLES = 400  # one 25 ms analysis window at 16 kHz: the shortest audio with a frame
 
 
 class AudioError(ValueError):

@@ -1,21 +1,10 @@
-"""Token spans on the encoder frame clock, as greedy decoding and forced alignment give them."""
+"""CTC token spans on the encoder frame clock, as greedy decoding and forced alignment give them."""
 
-from dataclasses import dataclass
 from typing import List, Sequence
 
+from ..token_span import TokenSpan
+
 __all__ = ["TokenSpan", "merge_frame_labels"]
-
-
-@dataclass(frozen=True)
-class TokenSpan:
-    """One emitted label and the encoder frames it occupies, ``start`` <= frame < ``end``.
-
-    Multiply by the model's seconds per encoder frame for times (80 ms for the paper model).
-    """
-
-    label: int
-    start: int
-    end: int
 
 
 def merge_frame_labels(path: Sequence[int], blank: int) -> List[TokenSpan]:

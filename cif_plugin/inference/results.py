@@ -1,0 +1,44 @@
+"""What the recogniser returns: one :class:`Transcript` per input, tokens with times in seconds."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+__all__ = ["TokenTiming", "Transcript"]
+
+
+@dataclass
+class TokenTiming:
+    """One recognised token and where it is, in seconds from the start of its input."""
+
+    token: str
+    start: float
+    end: float
+
+
+@dataclass
+class Transcript:
+    """The result of one input.
+
+    Attributes:
+        name (str): the input's name (its path, its ``wav.scp`` id, or the name it was given).
+        text (str): the tokens joined (characters without spaces; sentencepiece pieces decoded).
+        tokens (list of TokenTiming): every token with its start and end time.
+        score (float): the search's score of the best hypothesis (natural log; summed over the
+            segments of a long recording).
+        duration (float): seconds of audio.
+        error (str, optional): why the input could not be transcribed; then text is empty.
+    """
+
+    name: str
+    text: str = ""
+    tokens: List[TokenTiming] = field(default_factory=list)
+    score: float = 0.0
+    duration: float = 0.0
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
