@@ -140,3 +140,43 @@ def test_stereo_and_other_rates_in_memory(tiny_checkpoint, audio_files):
     stereo = recognizer.transcribe([(stereo_44k, rate)])[0]
     assert stereo.name == "input0" and stereo.text == mono.text
     assert Path(recognizer.transcribe([audio_files[0]])[0].name) == audio_files[0]
+
+
+def test_long_recording_is_split_at_pauses_and_keeps_its_clock(tiny_checkpoint, tmp_path):
+    """Three spoken phrases with pauses, longer than max_segment_seconds: the VAD finds them where
+    they were placed, and the transcript equals decoding each region alone, shifted by its start."""
+    from cif_plugin.inference.segmentation import split_long_audio
+
+    pieces, placed, rate = [], [], None
+    for index, text in enumerate(["一二三", "四五六七", "八九"]):
+        wav = tmp_path / f"p{index}.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", "cmn", "-w", str(wav), "--", text], check=True, capture_output=True
+        )
+        samples, rate = soundfile.read(str(wav))
+        start = sum(len(p) for p in pieces) / rate + 1.5
+        pieces += [np.zeros(int(1.5 * rate)), samples]
+        placed.append((start, start + len(samples) / rate))
+    recording = np.concatenate(pieces + [np.zeros(rate)])
+    path = tmp_path / "long.wav"
+    soundfile.write(str(path), recording, rate)
+    recognizer = Recognizer.from_pretrained(tiny_checkpoint, max_segment_seconds=2.0)
+    assert recording.size / rate > 2.0
+    from cif_plugin.inference.audio import read_input
+
+    waveform = read_input(path, 0)
+    regions = split_long_audio(waveform, max_seconds=30.0)
+    assert len(regions) == len(placed)
+    for (start, end), (placed_start, placed_end) in zip(regions, placed, strict=True):
+        # espeak-ng ends its files with silence, which the VAD rightly leaves out
+        assert abs(start / 16000 - placed_start) < 0.2 and placed_start < end / 16000 <= placed_end + 0.2
+    expected = []
+    for start, end in regions:
+        alone = recognizer.transcribe([NamedAudio("region", waveform[0, start:end].numpy(), 16000)])[0]
+        expected += [
+            (t.token, round(start / 16000 + t.start, 3), round(start / 16000 + t.end, 3))
+            for t in alone.tokens
+        ]
+    transcript = recognizer.transcribe([path], batch_size=2)[0]
+    assert transcript.ok and transcript.duration == pytest.approx(recording.size / rate, abs=1e-3)
+    assert [(t.token, t.start, t.end) for t in transcript.tokens] == expected and expected

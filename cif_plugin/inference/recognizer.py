@@ -174,16 +174,22 @@ class Recognizer:
                 transcripts.append(Transcript(name=name, duration=round(waveform.shape[1] / SAMPLE_RATE, 3)))
             except AudioError as error:
                 transcripts.append(Transcript(name=name, error=str(error)))
-        texts = [[] for _ in transcripts]
+        decoded = []  # (segment, symbols, times, score), in decoding order (sorted by length)
         for batch in self._batches(segments, batch_size, max_batch_frames):
-            for segment, (symbols, times, score) in zip(batch, self._decode(batch), strict=True):
-                transcript = transcripts[segment.input_index]
-                texts[segment.input_index] += symbols
-                transcript.score += score
-                transcript.tokens += [
-                    TokenTiming(s, round(segment.offset + a, 3), round(segment.offset + b, 3))
-                    for s, (a, b) in zip(symbols, times, strict=True)
-                ]
+            decoded += [
+                (segment, *result) for segment, result in zip(batch, self._decode(batch), strict=True)
+            ]
+        texts = [[] for _ in transcripts]
+        for segment, symbols, times, score in sorted(
+            decoded, key=lambda item: (item[0].input_index, item[0].offset)
+        ):
+            transcript = transcripts[segment.input_index]
+            texts[segment.input_index] += symbols
+            transcript.score += score
+            transcript.tokens += [
+                TokenTiming(s, round(segment.offset + a, 3), round(segment.offset + b, 3))
+                for s, (a, b) in zip(symbols, times, strict=True)
+            ]
         for transcript, symbols in zip(transcripts, texts, strict=True):
             if transcript.ok:
                 transcript.text = self._text(symbols)

@@ -1,6 +1,7 @@
 """Long recordings: split at pauses found by a voice activity detector (silero-vad, whose model ships
-inside its wheel), into segments of at most ``max_seconds``, each with its offset on the
-recording's clock."""
+inside its wheel) into segments of at most ``max_seconds``, each with its offset on the recording's
+clock. Every speech region is decoded on its own: models trained on single utterances (AISHELL-1's
+are 2-10 s) do poorly on a segment holding several with pauses between them."""
 
 from typing import List, Tuple
 
@@ -19,22 +20,18 @@ def _speech_regions(waveform: torch.Tensor) -> List[Tuple[int, int]]:
 
     if _vad_model is None:
         _vad_model = load_silero_vad()
-    regions = get_speech_timestamps(waveform[0], _vad_model, sampling_rate=SAMPLE_RATE, speech_pad_ms=100)
+    regions = get_speech_timestamps(
+        waveform[0], _vad_model, sampling_rate=SAMPLE_RATE
+    )  # silero's 30 ms padding
     return [(region["start"], region["end"]) for region in regions]
 
 
 def split_long_audio(waveform: torch.Tensor, max_seconds: float) -> List[Tuple[int, int]]:
-    """(start, end) sample ranges covering the speech of a (1, samples) 16 kHz waveform.
-
-    Neighbouring speech regions are merged while the merged segment stays within ``max_seconds``;
-    a single region longer than that is cut into equal parts. Silence between segments is dropped.
-    """
+    """(start, end) sample ranges of the speech regions of a (1, samples) 16 kHz waveform; a region
+    longer than ``max_seconds`` is cut into equal parts. Silence between regions is dropped."""
     limit = int(max_seconds * SAMPLE_RATE)
     segments: List[Tuple[int, int]] = []
     for start, end in _speech_regions(waveform):
-        if segments and end - segments[-1][0] <= limit:
-            segments[-1] = (segments[-1][0], end)
-            continue
         parts = max(1, -(-(end - start) // limit))
         bounds = [start + (end - start) * k // parts for k in range(parts + 1)]
         segments.extend(zip(bounds[:-1], bounds[1:], strict=True))
