@@ -20,6 +20,16 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def asg_data(tiny_data, tmp_path_factory) -> Path:
+    """``tiny_data`` with the replabel symbols "1" and "2" added to its dictionary."""
+    data = tmp_path_factory.mktemp("asg") / "data"
+    shutil.copytree(tiny_data, data)
+    with open(data / "dict.txt", "a", encoding="utf-8") as dictionary:
+        dictionary.write("1 1\n2 1\n")
+    return data
+
+
+@pytest.fixture(scope="session")
 def aishell_data(tmp_path_factory) -> Path:
     """A data folder with the AISHELL-1-sized dictionary (4,234 symbols)."""
     return write_aishell_sized_data_dir(tmp_path_factory.mktemp("aishell_dict"))

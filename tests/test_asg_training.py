@@ -1,6 +1,5 @@
 """The ``asg`` criterion and ``s2t_asg_conformer`` model: targets, loss, warm-up, fairseq-train/generate."""
 
-import shutil
 import subprocess
 
 import pytest
@@ -12,16 +11,6 @@ from cif_plugin.ops.asg import asg_loss
 from fairseq_setup import build_from_command_line, fairseq_cli, tiny_train_command
 
 ASG = ["--criterion", "asg", "--asg-transitions-init", "0.5"]
-
-
-@pytest.fixture(scope="module")
-def asg_data(tiny_data, tmp_path_factory):
-    """``tiny_data`` with the replabel symbols "1" and "2" added to its dictionary."""
-    data = tmp_path_factory.mktemp("asg") / "data"
-    shutil.copytree(tiny_data, data)
-    with open(data / "dict.txt", "a", encoding="utf-8") as dictionary:
-        dictionary.write("1 1\n2 1\n")
-    return data
 
 
 def test_linear_segmentation_spreads_the_labels_evenly():

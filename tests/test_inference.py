@@ -29,13 +29,9 @@ def audio_files(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def asg_checkpoint(tiny_data, tmp_path_factory):
-    data = tmp_path_factory.mktemp("asg_inference") / "data"
-    shutil.copytree(tiny_data, data)
-    with open(data / "dict.txt", "a", encoding="utf-8") as dictionary:
-        dictionary.write("1 1\n2 1\n")
-    save_dir = data.parent / "ckpt"
-    command = tiny_train_command(data, save_dir, "s2t_asg_conformer_tiny", "asg", max_update=2)
+def asg_checkpoint(asg_data, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("asg_checkpoint")
+    command = tiny_train_command(asg_data, save_dir, "s2t_asg_conformer_tiny", "asg", max_update=2)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return save_dir / "checkpoint_last.pt"
