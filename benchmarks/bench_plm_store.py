@@ -1,7 +1,8 @@
 """Size and load time of our PLM feature store against the published format, in one run.
 
-Published (reference/hieradist_spec.md section 5): one float32 ``<utt_id>.npy`` per utterance,
-padded to the longest sentence of its extraction batch of 256, and a JSON index of every utterance
+Published (the CIF-HieraDist code; docs/differences.md, "PLM features"): one float32
+``<utt_id>.npy`` per utterance, padded to the longest sentence of its extraction batch of 256, and a
+JSON index of every utterance
 (``{"data": [{"utt_id", "input_ids", "padding_mask", "length", "feat_path"}]}``, indent 4) that
 every dataset and worker loads whole. Ours: one float16 file per split without padding rows, a
 small TSV index and memory-mapped reads (``cif_plugin/modules/plm_feature_store.py``).

@@ -5,8 +5,8 @@ For each architecture (paper and tiny) and each precision (fp32 on the CPU; fp32
 quantity, label smoothing) on AISHELL-1-shaped random batches (utterances of 3-7 s, one character
 per ~32 frames, the 4,234-symbol dictionary, ``--max-tokens`` frames per batch) and prints updates/s,
 target tokens/s, input frames/s, peak memory, and the ratio of tokens/s to the published run
-(about 4,000 target tokens/s on 2 x A100 with fp16, spec 10.1). Batches hold the paper's 30,000
-frames on CUDA; on the CPU 6,000 (a paper-arch update at 30,000 frames needs ~19 GB there).
+(about 4,000 target tokens/s on 2 x A100 with fp16, from the published training log). Batches hold
+the paper's 30,000 frames on CUDA; on the CPU 6,000 (a paper-arch update at 30,000 frames needs ~19 GB there).
 
 Usage: python benchmarks/bench_train.py [--updates 5] [--archs ...] [--cpu-max-tokens 6000]
 """

@@ -1,7 +1,7 @@
 """Slow, obviously correct sequential CIF: the oracle for tests and the benchmark baseline.
 
-A frame-by-frame transcription of reference/hieradist_spec.md section 2.4.3 (without the bug that
-skips the tail of the longest utterance): one Python loop over utterances and one over frames,
+A frame-by-frame transcription of the published CifMiddleware loop (docs/model.md, "CIF"), without
+the bug that skips the tail of the longest utterance: one Python loop over utterances and one over frames,
 with autograd through plain tensor arithmetic.
 """
 

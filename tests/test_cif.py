@@ -232,7 +232,9 @@ def test_weight_predictor_variants(predictor_type):
 
 def test_weight_predictor_paper_parameter_count():
     predictor = CifWeightPredictor(256, "conv", conv_width=3, conv_channels=256)
-    assert sum(p.numel() for p in predictor.parameters()) == 196_864 + 257  # spec 2.4.4
+    assert (
+        sum(p.numel() for p in predictor.parameters()) == 196_864 + 257
+    )  # conv 256x256x3 + bias, linear 256 + bias
 
 
 def test_bad_options_and_shapes_are_rejected():

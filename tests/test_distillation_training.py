@@ -10,7 +10,8 @@ from fairseq import checkpoint_utils
 
 from fairseq_setup import PLUGIN_DIR, build_from_command_line
 
-# The paper's HieraDist options (spec 7.2) minus --ddp-backend no_c10d, with the tiny BERT's dimension.
+# The paper's HieraDist options (egs/aishell1/conf/distill_*.conf) minus --ddp-backend no_c10d,
+# with the tiny BERT's dimension.
 HIERADIST = [
     "--apply-bert-distill", "--bert-distill-feat-dim", "32", "--apply-dec-state-dis-loss",
     "--dec-state-dis-loss-lambda", "0.01", "--no-dim-scaling-for-mse-loss",

@@ -11,7 +11,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from write_option_reference import DEFAULT_OUTPUT, reference  # noqa: E402
 
 SOURCE_PATTERNS = ("cif_plugin/**/*.py", "scripts/*.py", "egs/**/*.sh", "egs/**/*.md", "egs/**/*.conf")
-SOURCE_PATTERNS += ("docs/*.md",)
+SOURCE_PATTERNS += ("docs/*.md", "benchmarks/*.py", "examples/*.py")
 SOURCES = [path for pattern in SOURCE_PATTERNS for path in REPO.glob(pattern)] + [REPO / "README.md"]
 
 

@@ -4,7 +4,7 @@ import torch
 
 from fairseq_setup import build_from_command_line
 
-PAPER_PARAMETERS = 47_208_587  # spec 2.8, with the 4,234-symbol AISHELL-1 dictionary
+PAPER_PARAMETERS = 47_208_587  # as published, with the 4,234-symbol AISHELL-1 dictionary
 
 
 def _count(model) -> int:
@@ -37,7 +37,7 @@ def test_tiny_arch_is_cpu_sized(aishell_data, tiny_data):
 
 
 def test_paper_length_arithmetic(aishell_data):
-    """spec 13.2: 426 frames -> 212 after the conv -> 106 -> 53; 39 bins, linear input 4992."""
+    """docs/model.md: 426 frames -> 212 after the conv -> 106 -> 53; 39 bins, linear input 4992."""
     _, _, model, _ = build_from_command_line(aishell_data, "s2t_cif_transformer")
     model.eval()
     assert model.encoder.subsampler.out_proj.in_features == 128 * 39 == 4992
