@@ -196,9 +196,11 @@ class Recognizer:
                 transcript.score = round(transcript.score, 4)
         yield from transcripts
 
-    def _segments(self, position: int, waveform: torch.Tensor, name: str) -> List[_Segment]:
+    def _segments(
+        self, position: int, waveform: torch.Tensor, name: str, split: bool = True
+    ) -> List[_Segment]:
         duration = waveform.shape[1] / SAMPLE_RATE
-        if duration <= self.max_segment_seconds:
+        if duration <= self.max_segment_seconds or not split:
             ranges = [(0, waveform.shape[1])]
         else:
             ranges = split_long_audio(waveform, self.max_segment_seconds)
@@ -259,17 +261,21 @@ class Recognizer:
             for best, s in zip(self._best_hypotheses(batch), batch, strict=True)
         ]
 
+    def _single_segment(self, item: AudioInput) -> Tuple[str, torch.Tensor, _Segment]:
+        """(name, waveform, one segment of the whole input): ``inspect`` and ``align`` look at a
+        whole input, however long, without splitting it at pauses."""
+        waveform = read_input(item, 0)
+        name = input_name(item, 0)
+        return name, waveform, self._segments(0, waveform, name, split=False)[0]
+
     @torch.no_grad()
     def inspect(self, item: AudioInput) -> Dict:
         """One input's decode with what plots show: ``fbank`` (frames, 80) before the model's
         transforms, ``frame_weights`` (T',) with its ``weights_label`` (CIF weights, or
         1 - P(blank) for CTC models; None for ASG), ``token_marks`` (seconds: where each CIF token
         fired, where each CTC/ASG token's span starts), ``frame_seconds``, and ``transcript``."""
-        waveform = read_input(item, 0)
-        name, duration = input_name(item, 0), waveform.shape[1] / SAMPLE_RATE
-        if duration > self.max_segment_seconds:
-            raise AudioError(Path(name), f"inspect takes up to {self.max_segment_seconds} s")
-        segment = self._segments(0, waveform, name)[0]
+        name, waveform, segment = self._single_segment(item)
+        duration = segment.duration
         best = self._best_hypotheses([segment])[0]
         symbols, times, score = self._hypothesis_result(best, segment)
         tokens = [TokenTiming(symbol, *time) for symbol, time in zip(symbols, times, strict=True)]
@@ -303,9 +309,8 @@ class Recognizer:
         unknown = [c for c in characters if self.dictionary.index(c) == self.dictionary.unk()]
         if unknown:
             raise ValueError(f"characters outside the dictionary: {''.join(unknown)}")
-        waveform = read_input(item, 0)
-        name, duration = input_name(item, 0), waveform.shape[1] / SAMPLE_RATE
-        segment = self._segments(0, waveform, name)[0]
+        name, _, segment = self._single_segment(item)
+        duration = segment.duration
         logits, lengths = self.model.ctc_head(**self._net_input([segment]))
         log_probs = torch.log_softmax(logits[0, : int(lengths[0])].float(), dim=-1).cpu()
         labels = [self.dictionary.index(c) for c in characters]
