@@ -35,14 +35,27 @@ def aishell_data(tmp_path_factory) -> Path:
     return write_aishell_sized_data_dir(tmp_path_factory.mktemp("aishell_dict"))
 
 
+def _train_tiny(data: Path, save_dir: Path, arch: str, criterion: str, max_update: int):
+    """(log, checkpoint_last.pt) of a few fairseq-train updates of a *_tiny architecture."""
+    command = tiny_train_command(data, save_dir, arch, criterion, max_update=max_update)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    return log, save_dir / "checkpoint_last.pt"
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
     """checkpoint_last.pt of one fairseq-train update of the tiny model on ``tiny_data``."""
     save_dir = tmp_path_factory.mktemp("tiny_checkpoint")
-    command = tiny_train_command(tiny_data, save_dir, "s2t_cif_transformer_tiny", "cif", max_update=1)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    return save_dir / "checkpoint_last.pt"
+    return _train_tiny(tiny_data, save_dir, "s2t_cif_transformer_tiny", "cif", 1)[1]
+
+
+@pytest.fixture(scope="session")
+def asg_checkpoint(asg_data, tmp_path_factory) -> Path:
+    """checkpoint_last.pt of two fairseq-train updates of the tiny ASG model on ``asg_data``."""
+    save_dir = tmp_path_factory.mktemp("asg_checkpoint")
+    return _train_tiny(asg_data, save_dir, "s2t_asg_conformer_tiny", "asg", 2)[1]
 
 
 # The tiny BERT knows half of the synthetic characters and two Latin letters.
@@ -75,12 +88,7 @@ def plm_data(tiny_data, tiny_bert, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def ctc_training(tiny_data, tmp_path_factory):
     """(log, checkpoint) of three fairseq-train updates of the tiny CTC model."""
-    save_dir = tmp_path_factory.mktemp("ctc")
-    command = tiny_train_command(tiny_data, save_dir, "s2t_ctc_conformer_tiny", "ctc_asr", max_update=3)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-3000:]
-    return log, save_dir / "checkpoint_last.pt"
+    return _train_tiny(tiny_data, tmp_path_factory.mktemp("ctc"), "s2t_ctc_conformer_tiny", "ctc_asr", 3)
 
 
 FAVOURITE = "九"  # the only word of the language_model fixture's training text

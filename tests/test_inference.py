@@ -11,8 +11,6 @@ import soundfile
 
 from cif_plugin.inference import NamedAudio, PackageError, Recognizer, export_package
 
-from fairseq_setup import tiny_train_command
-
 DURATIONS = (2.2, 1.1, 3.0, 1.6, 2.6)
 
 
@@ -26,15 +24,6 @@ def audio_files(tmp_path_factory):
         soundfile.write(str(path), 0.1 * rng.normal(size=int(seconds * 16000)), 16000)
         paths.append(path)
     return paths
-
-
-@pytest.fixture(scope="module")
-def asg_checkpoint(asg_data, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("asg_checkpoint")
-    command = tiny_train_command(asg_data, save_dir, "s2t_asg_conformer_tiny", "asg", max_update=2)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    return save_dir / "checkpoint_last.pt"
 
 
 @pytest.fixture(scope="module")
