@@ -1,8 +1,9 @@
 """cif-hieradist: CIF speech recognition with hierarchical PLM distillation, as a fairseq plugin.
 
 ``--user-dir cif_plugin`` imports this package, which registers the package's models, criteria
-and tasks with fairseq, lets fairseq checkpoints load with ``torch.load(weights_only=True)``, and
-makes ``--help`` list the options of the chosen task, model and criterion. The building blocks in
+and tasks with fairseq, lets fairseq checkpoints load with ``torch.load(weights_only=True)``,
+makes ``--help`` list the options of the chosen task, model and criterion, and makes a ``torchrun``
+launch train one model over all its processes (docs/training.md). The building blocks in
 ``cif_plugin.modules`` and the operators in ``cif_plugin.ops`` are plain PyTorch: without fairseq
 installed they still import (and nothing is registered).
 """
@@ -16,9 +17,11 @@ except ImportError:  # only the fairseq-free parts (modules, ops) are usable
 
 if fairseq is not None:
     from .checkpoint_safety import allow_fairseq_checkpoint_globals
+    from .distributed_launch import install_torchrun_launch
     from .full_help import install_full_help
 
     allow_fairseq_checkpoint_globals()
     install_full_help()
+    install_torchrun_launch()
 
     from . import criterions, models, tasks  # noqa: E402,F401  (register with fairseq)

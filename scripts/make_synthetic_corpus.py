@@ -118,12 +118,17 @@ def synthesise(text: str, setting: Tuple[str, int, int], path: Path, snr_db: flo
             text,
         ]
         subprocess.run(command, check=True, capture_output=True)
-        audio, rate = soundfile.read(raw.name, dtype="float32")
-    rng = np.random.default_rng(seed)
-    noise_power = float(np.mean(audio**2)) / (10 ** (snr_db / 10)) if audio.size else 0.0
-    audio = audio + rng.normal(0.0, np.sqrt(noise_power), size=audio.shape).astype(np.float32)
+        samples, rate = soundfile.read(raw.name, dtype="int16")
+    # Exact arithmetic from espeak-ng's 16-bit samples to ours: an integer signal power, float64
+    # noise and our own rounding, so that the same seed writes the same bytes on any machine and
+    # under any load (no float32 reduction whose last bits depend on how it is vectorised).
+    signal = samples.astype(np.int64)
+    signal_power = int(np.dot(signal, signal)) / signal.size if signal.size else 0.0
+    noise_power = signal_power / (10 ** (snr_db / 10))
+    noise = np.random.default_rng(seed).normal(0.0, np.sqrt(noise_power), size=signal.shape)
+    noisy = np.clip(np.rint(signal + noise), -32768, 32767).astype(np.int16)
     temporary = path.with_name(path.name + ".tmp.wav")
-    soundfile.write(str(temporary), np.clip(audio, -1.0, 1.0), rate, subtype="PCM_16")
+    soundfile.write(str(temporary), noisy, rate, subtype="PCM_16")
     os.replace(temporary, path)
 
 

@@ -38,7 +38,9 @@ def _default(field: dataclasses.Field) -> str:
     if isinstance(default, Enum):
         default = default.value
     text = str(default)
-    return "(from --sentence-avg)" if text.startswith("${") else f"`{text}`"
+    if text.startswith("${"):  # an interpolation such as ${optimization.sentence_avg}
+        return f"(from --{text[2:-1].split('.')[-1].replace('_', '-')})"
+    return f"`{text}`"
 
 
 def _dataclass_rows(config_type: type, exclude: Iterable[type] = ()) -> List[str]:

@@ -1,10 +1,13 @@
 """What the ASR criteria (cif, ctc_asr, asg) share: the options every one of them has, the
 dictionary's specials, the words of a token sequence for w_errors, ``sample_size``, the logging
-output, the update count, and metrics that are sums over workers."""
+output, the update count, a per-batch random generator, and metrics that are sums over workers."""
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
+import numpy as np
+import torch
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion
 from fairseq.dataclass import FairseqDataclass
@@ -34,6 +37,7 @@ class AsrCriterionConfig(FairseqDataclass):
         },
     )
     sentence_avg: bool = II("optimization.sentence_avg")
+    seed: int = II("common.seed")
 
 
 def strip_target(targets: Tensor, drop: List[int]) -> List[List[int]]:
@@ -65,6 +69,17 @@ class AsrCriterion(FairseqCriterion):
     def set_num_updates(self, num_updates: int) -> None:
         """The trainer's update count (the task passes it before each training step)."""
         self.num_updates = num_updates
+
+    def batch_generator(self, sample, device) -> torch.Generator:
+        """A random generator seeded by --seed, the update count and the batch's utterance ids.
+
+        The contrastive negatives are drawn from it rather than from the global generator, which
+        fairseq seeds by update and by position within the update only: so a batch draws the same
+        negatives wherever it is trained, on one process with --update-freq or on another rank.
+        """
+        ids = np.ascontiguousarray(sample["id"].cpu().numpy(), dtype=np.int64)
+        seed = zlib.crc32(ids.tobytes(), zlib.crc32(np.int64([self.cfg.seed, self.num_updates]).tobytes()))
+        return torch.Generator(device=device).manual_seed(seed)
 
     def words(self, tokens: List[int]) -> List[str]:
         return token_words(tokens, self.dictionary, self.cfg.post_process)

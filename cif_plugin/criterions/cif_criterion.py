@@ -156,6 +156,7 @@ class CifCriterion(AsrCriterion):
                 self.cfg.num_contrastive_negative_samples,
                 self.cfg.contrastive_temperature,
                 self.cfg.remove_overlap_in_negs,
+                self.batch_generator(sample, student.device),
             )
             terms.update(cif_contrastive_dis_cos_loss=loss, contrastive_correct=correct)
             terms["contrastive_total"] = torch.tensor(len(student))

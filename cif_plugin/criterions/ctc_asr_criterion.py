@@ -130,6 +130,7 @@ class CtcAsrCriterion(AsrCriterion):
                 self.cfg.num_contrastive_negative_samples,
                 self.cfg.contrastive_temperature,
                 self.cfg.remove_overlap_in_negs,
+                self.batch_generator(sample, student.device),
             )
             terms["contrastive_total"] = torch.tensor(len(student))
         return terms

@@ -79,7 +79,12 @@ def acd_loss(
 
 
 def contrastive_distillation(
-    student: Tensor, teacher: Tensor, requested_negatives: int, temperature: float, remove_overlap: bool
+    student: Tensor,
+    teacher: Tensor,
+    requested_negatives: int,
+    temperature: float,
+    remove_overlap: bool,
+    generator: Optional[torch.Generator] = None,
 ) -> Tuple[Tensor, Tensor]:
     """:func:`acd_loss` with negatives drawn from the batch (a single anchor has none: loss 0).
 
@@ -87,11 +92,12 @@ def contrastive_distillation(
         student (Tensor): (N, D) projected CIF vectors of the batch's valid positions.
         teacher (Tensor): (N, D) PLM features of the same tokens.
         requested_negatives (int): K, see :func:`negative_count`.
+        generator (torch.Generator, optional): draws the negatives (default: torch's global one).
     """
     count = negative_count(len(student), requested_negatives)
     if count < 1:
         return student.new_zeros((), dtype=torch.float32), torch.zeros((), dtype=torch.long)
-    negatives = sample_negatives(len(student), count, device=student.device)
+    negatives = sample_negatives(len(student), count, generator, device=student.device)
     return acd_loss(student, teacher, negatives, temperature, remove_overlap)
 
 

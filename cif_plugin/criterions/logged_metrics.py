@@ -12,8 +12,9 @@ ERROR_COUNTS = ("c_errors", "c_total", "w_errors", "w_total")
 
 
 def percent(meters, errors: str, total: str) -> float:
-    count = meters[total].sum
-    return round(100.0 * meters[errors].sum / count, 3) if count > 0 else float("nan")
+    """100 * errors / total of summed meters; the sums are tensors after a distributed all-reduce."""
+    count = float(meters[total].sum)
+    return round(100.0 * float(meters[errors].sum) / count, 3) if count > 0 else float("nan")
 
 
 def log_error_rates(total: Callable[[str], int]) -> None:
