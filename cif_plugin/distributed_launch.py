@@ -47,7 +47,8 @@ def install_torchrun_launch() -> None:
         if launch is None or launch[0] == 1 or explicit:
             return original(cfg, force_distributed)
         world_size, rank, local_rank = launch
-        if cfg.distributed_backend == "nccl" and not torch.cuda.is_available():
+        on_gpus = torch.cuda.is_available()
+        if cfg.distributed_backend == "nccl" and not on_gpus:
             raise SystemExit(
                 "torchrun started this fairseq-train without a GPU, but the distributed backend is NCCL: "
                 "add --distributed-backend gloo (and --cpu) to train on CPUs"
@@ -55,9 +56,9 @@ def install_torchrun_launch() -> None:
         cfg.distributed_init_method = "env://"
         cfg.distributed_world_size = world_size
         cfg.distributed_rank = rank
-        cfg.device_id = local_rank if torch.cuda.is_available() else 0
+        cfg.device_id = local_rank if on_gpus else 0
         cfg.distributed_no_spawn = True  # torchrun made the processes
-        if not torch.cuda.is_available() and cfg.ddp_backend in ("c10d", "pytorch_ddp"):
+        if not on_gpus and cfg.ddp_backend in ("c10d", "pytorch_ddp"):
             logger.info("no GPU: --ddp-backend legacy_ddp in place of %s", cfg.ddp_backend)
             cfg.ddp_backend = "legacy_ddp"
         logger.info("torchrun launch: rank %d of %d (local rank %d)", rank, world_size, local_rank)

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from fairseq import options, utils
+from fairseq.dataclass.utils import gen_parser_from_dataclass
 
 __all__ = ["install_full_help"]
 
@@ -48,8 +49,6 @@ def _add_options_of_choices(parser: argparse.ArgumentParser, arguments, modify_p
         if hasattr(choice_cls, "add_args"):
             choice_cls.add_args(parser)
         elif hasattr(choice_cls, "__dataclass"):
-            from fairseq.dataclass.utils import gen_parser_from_dataclass
-
             gen_parser_from_dataclass(parser, choice_cls.__dataclass())
 
 
