@@ -2,8 +2,9 @@
 
 ``--user-dir cif_plugin`` imports this package, which registers the package's models, criteria
 and tasks with fairseq, lets fairseq checkpoints load with ``torch.load(weights_only=True)``,
-makes ``--help`` list the options of the chosen task, model and criterion, and makes a ``torchrun``
-launch train one model over all its processes (docs/training.md). The building blocks in
+makes ``--help`` list the options of the chosen task, model and criterion, makes a ``torchrun``
+launch train one model over all its processes, and writes every checkpoint atomically so a killed
+training resumes (docs/training.md). The building blocks in
 ``cif_plugin.modules`` and the operators in ``cif_plugin.ops`` are plain PyTorch: without fairseq
 installed they still import (and nothing is registered).
 """
@@ -17,10 +18,12 @@ except ImportError:  # only the fairseq-free parts (modules, ops) are usable
 
 if fairseq is not None:
     from .checkpoint_safety import allow_fairseq_checkpoint_globals
+    from .checkpoint_writes import install_atomic_checkpoint_copies
     from .distributed_launch import install_torchrun_launch
     from .full_help import install_full_help
 
     allow_fairseq_checkpoint_globals()
+    install_atomic_checkpoint_copies()
     install_full_help()
     install_torchrun_launch()
 

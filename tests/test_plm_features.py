@@ -11,7 +11,9 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from cif_plugin.tasks.plm_feature_store import PlmFeatureStore
+from cif_plugin.tasks.plm_feature_store import PlmFeatureStore, PlmFeatureStoreWriter, read_meta
+
+from killed_run import KILLED_RUN, run_killed
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "extract_plm_features.py"
 
@@ -82,28 +84,51 @@ def test_store_round_trips_the_plm_output(extracted, tiny_bert):
     assert np.array_equal(pickle.loads(pickle.dumps(store))["x2"], store["x2"])  # what a worker receives
 
 
-def test_resume_after_a_kill_keeps_the_store_exact(extracted, tiny_bert, tmp_path):
-    data, _ = extracted
-    copy = tmp_path / "data"
-    shutil.copytree(data, copy)
-    store_dir = copy / "plm_features"
-    index = (store_dir / "train.index.tsv").read_text().splitlines()
-    (store_dir / "train.index.tsv").write_text(
-        "\n".join(index[:-4]) + "\n"
-    )  # killed before indexing 4 utterances
-    with open(store_dir / "train.f16", "ab") as data_file:
-        data_file.write(b"\x00" * 70)  # and in the middle of writing rows
-    result = _extract(copy, tiny_bert, "--splits", "train")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "train: 24 utterances in the store (4 extracted now" in result.stdout
-    resumed, original = PlmFeatureStore(store_dir), PlmFeatureStore(data / "plm_features")
-    for utt_id in _manifest_tokens(copy / "train.tsv"):
-        np.testing.assert_array_equal(resumed[utt_id], original[utt_id])
-    rows = sum(len(original[u]) for u in _manifest_tokens(copy / "train.tsv"))
-    assert (store_dir / "train.f16").stat().st_size == rows * 32 * 2
-
-
 def test_store_of_another_layer_is_refused(extracted, tiny_bert):
     data, _ = extracted
     result = _extract(data, tiny_bert, "--layer", "1", "--splits", "dev")
     assert result.returncode != 0 and "use another folder" in result.stderr
+
+
+def test_extraction_killed_mid_write_resumes_to_the_same_store(extracted, tiny_bert, tmp_path):
+    """SIGKILL in the middle of an utterance's rows, then in the middle of an index line: the
+    restarted extraction ends with the store an uninterrupted one wrote."""
+    data, _ = extracted
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy, ignore=shutil.ignore_patterns("plm_features"))
+    store_dir = copy / "plm_features"
+    command = [sys.executable, str(KILLED_RUN), str(SCRIPT), "--data", str(copy), "--plm", str(tiny_bert)]
+    command += ["--batch-size", "5", "--splits", "train"]
+    row_bytes = 32 * 2
+    killed = run_killed(command, KILL_IN_WRITE_OF="train.f16", KILL_AFTER_BYTES=20 * row_bytes + 30)
+    assert killed.returncode == -9, killed.stdout[-3000:]
+    assert (store_dir / "train.f16").stat().st_size == 20 * row_bytes + 30
+    indexed = (store_dir / "train.index.tsv").read_text()
+    killed = run_killed(command, KILL_IN_WRITE_OF="train.index.tsv", KILL_AFTER_BYTES=30)
+    assert killed.returncode == -9, killed.stdout[-3000:]
+    cut_short = (store_dir / "train.index.tsv").read_text()
+    assert len(cut_short) == len(indexed) + 30 and not cut_short.endswith("\n")
+
+    finished = run_killed(command)
+    assert finished.returncode == 0, finished.stdout[-3000:]
+    assert "train: 24 utterances in the store" in finished.stdout
+    resumed, original = PlmFeatureStore(store_dir), PlmFeatureStore(data / "plm_features", ["train"])
+    assert sorted(resumed.location) == sorted(original.location)
+    for utt_id in original.location:
+        np.testing.assert_array_equal(resumed[utt_id], original[utt_id])
+    rows = sum(len(original[utt_id]) for utt_id in original.location)
+    assert (store_dir / "train.f16").stat().st_size == rows * row_bytes
+
+
+def test_truncated_store_is_refused_naming_the_file(extracted, tmp_path):
+    data, _ = extracted
+    store_dir = tmp_path / "plm_features"
+    shutil.copytree(data / "plm_features", store_dir)
+    with open(store_dir / "train.f16", "r+b") as handle:
+        handle.truncate(handle.seek(0, 2) - 100)
+    with pytest.raises(ValueError, match=r"train\.f16 is truncated: .*\(up to utterance train_"):
+        PlmFeatureStore(store_dir)
+    with pytest.raises(ValueError, match=r"train\.f16 is truncated: .*delete it and train\.index\.tsv"):
+        PlmFeatureStoreWriter(
+            store_dir, "train", {k: v for k, v in read_meta(store_dir).items() if k != "dtype"}
+        )

@@ -13,6 +13,7 @@ import torchaudio
 from fairseq.data.audio.audio_utils import get_features_or_waveform
 
 from fairseq_setup import build_from_command_line
+from killed_run import KILLED_RUN, run_killed
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "prep_aishell1.py"
 TRANSCRIPTS = {
@@ -139,17 +140,35 @@ def test_skipped_utterances_are_reported_with_reasons(prepared):
     assert "train: 4 utterances written, 3 skipped" in log
 
 
-def test_rerun_skips_finished_splits_and_resumes_an_interrupted_one(prepared):
-    corpus, output, _ = prepared
-    before = {
-        name: (output / name).stat().st_mtime_ns for name in ("train.tsv", "fbank80_train.zip", "test.tsv")
-    }
-    (output / "dev.tsv").unlink()  # as if the job had been killed while writing dev
-    (output / "fbank80_dev.zip.tmp").write_bytes(b"truncated")
-    log = _prepare(corpus, output)
-    assert "train:" in log and "exists, skipped" in log
-    assert {name: (output / name).stat().st_mtime_ns for name in before} == before
-    assert len(_rows(output / "dev.tsv")) == 2 and not (output / "fbank80_dev.zip.tmp").exists()
+def test_prep_killed_mid_zip_and_mid_manifest_resumes_to_the_same_output(prepared, tmp_path):
+    """SIGKILL while the dev zip is written, then while the dev manifest is written: the restart skips
+    the finished train split, redoes dev, and the output equals that of an uninterrupted run."""
+    corpus, expected, _ = prepared
+    output = tmp_path / "data"
+    command = [sys.executable, str(KILLED_RUN), str(SCRIPT), "--corpus-root", str(corpus)]
+    command += ["--output-root", str(output), "--num-workers", "2"]
+    killed = run_killed(command, KILL_IN_WRITE_OF="fbank80_dev.zip.tmp", KILL_AFTER_BYTES=3000)
+    assert killed.returncode == -9, killed.stdout[-3000:]
+    assert (output / "train.tsv").is_file() and not (output / "dev.tsv").exists()
+    assert (output / "fbank80_dev.zip.tmp").stat().st_size == 3000 and not (
+        output / "fbank80_dev.zip"
+    ).exists()
+    finished_train = {name: (output / name).stat().st_mtime_ns for name in ("train.tsv", "fbank80_train.zip")}
+
+    killed = run_killed(command, KILL_IN_WRITE_OF="dev.tsv.tmp", KILL_AFTER_BYTES=40)
+    assert killed.returncode == -9, killed.stdout[-3000:]
+    assert "train: " in killed.stdout and "exists, skipped" in killed.stdout
+    assert not (output / "dev.tsv").exists()
+
+    finished = run_killed(command)
+    assert finished.returncode == 0, finished.stdout[-3000:]
+    assert {name: (output / name).stat().st_mtime_ns for name in finished_train} == finished_train
+    assert sorted(path.name for path in output.glob("*.tmp")) == []
+    for name in ("train.tsv", "dev.tsv", "test.tsv", "dev.skipped.tsv", "dict.txt", "config.yaml"):
+        assert (output / name).read_text(encoding="utf-8") == (expected / name).read_text(encoding="utf-8")
+    for row in _rows(output / "dev.tsv"):
+        resumed = get_features_or_waveform(str(output / row["audio"]))
+        np.testing.assert_array_equal(resumed, get_features_or_waveform(str(expected / row["audio"])))
 
 
 def test_prepared_data_loads_in_the_task(prepared):

@@ -8,7 +8,8 @@ Layout of a store folder:
 - ``<split>.index.tsv``: ``<utterance id>\\t<first row>\\t<number of rows>``, one line per utterance.
 
 The writer appends an utterance's rows, then its index line, and flushes both; on reopening it
-truncates rows that no index line covers, so a killed extraction resumes without corrupt data.
+drops an index line cut short and truncates rows that no index line covers, so a killed extraction
+resumes without corrupt data.
 The published pipeline stored a padded float32 .npy per utterance plus a JSON index of all of them.
 """
 
@@ -35,12 +36,26 @@ def read_meta(folder: Path) -> Dict:
 
 
 def _read_index(path: Path) -> Dict[str, Tuple[int, int]]:
+    """Index lines of a split; a last line without its newline (a killed writer's) is left out."""
     index = {}
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            utt_id, start, length = line.split("\t")
-            index[utt_id] = (int(start), int(length))
+        lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")[:-1]
+        for number, line in enumerate(lines, start=1):
+            fields = line.split("\t")
+            if len(fields) != 3 or not fields[1].isdigit() or not fields[2].isdigit():
+                raise ValueError(
+                    f"{path}, line {number}: expected <utterance id> TAB <row> TAB <rows>: {line!r}"
+                )
+            index[fields[0]] = (int(fields[1]), int(fields[2]))
     return index
+
+
+def _drop_incomplete_last_line(path: Path) -> None:
+    if path.is_file():
+        content = path.read_bytes()
+        if content and not content.endswith(b"\n"):
+            with open(path, "r+b") as handle:
+                handle.truncate(content.rfind(b"\n") + 1)
 
 
 class PlmFeatureStoreWriter:
@@ -69,11 +84,18 @@ class PlmFeatureStoreWriter:
         self.dim = int(meta["dim"])
         self.data_path = self.folder / f"{split}.f16"
         self.index_path = self.folder / f"{split}.index.tsv"
+        _drop_incomplete_last_line(self.index_path)
         self.index = _read_index(self.index_path)
         self.rows = sum(length for _, length in self.index.values())
-        with open(self.data_path, "ab") as data:  # drop rows written after the last index line
-            data.truncate(self.rows * self.dim * np.dtype(DTYPE).itemsize)
+        row_bytes = self.dim * np.dtype(DTYPE).itemsize
+        present = self.data_path.stat().st_size if self.data_path.is_file() else 0
+        if present < self.rows * row_bytes:
+            raise ValueError(
+                f"{self.data_path} is truncated: {present} bytes for the {self.rows} rows its index lists;"
+                f" delete it and {self.index_path.name} to extract {split} again"
+            )
         self._data = open(self.data_path, "ab")
+        self._data.truncate(self.rows * row_bytes)  # drop rows written after the last index line
         self._index = open(self.index_path, "a", encoding="utf-8")
 
     def __contains__(self, utt_id: str) -> bool:
@@ -119,9 +141,26 @@ class PlmFeatureStore:
             splits = sorted(p.name[: -len(".index.tsv")] for p in self.folder.glob("*.index.tsv"))
         self.location: Dict[str, Tuple[str, int, int]] = {}
         for split in splits:
-            for utt_id, (start, length) in _read_index(self.folder / f"{split}.index.tsv").items():
+            index = _read_index(self.folder / f"{split}.index.tsv")
+            self._check_rows_present(split, index)
+            for utt_id, (start, length) in index.items():
                 self.location[utt_id] = (split, start, length)
         self._maps: Dict[str, np.memmap] = {}
+
+    def _check_rows_present(self, split: str, index: Dict[str, Tuple[int, int]]) -> None:
+        """Refuse a split whose data file is shorter than its index says (a truncated copy)."""
+        if not index:
+            return
+        path = self.folder / f"{split}.f16"
+        utt_id, (start, length) = max(index.items(), key=lambda item: sum(item[1]))
+        needed = (start + length) * self.dim * np.dtype(DTYPE).itemsize
+        present = path.stat().st_size if path.is_file() else 0
+        if present < needed:
+            raise ValueError(
+                f"{path} is truncated: {present} bytes, but its index needs {needed} (up to utterance"
+                f" {utt_id}); copy the store again, or delete {split}.f16 and {split}.index.tsv and rerun"
+                " scripts/extract_plm_features.py"
+            )
 
     def missing(self, utt_ids: Iterable[str]) -> List[str]:
         return [utt_id for utt_id in utt_ids if utt_id not in self.location]
