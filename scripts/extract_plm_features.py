@@ -13,7 +13,6 @@ Usage: python scripts/extract_plm_features.py --data data/prepared --plm /models
 """
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -22,17 +21,16 @@ import torch
 from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer
 
+from cif_plugin.tasks.manifest_rows import ManifestError, read_manifest_rows
 from cif_plugin.tasks.plm_feature_store import PlmFeatureStoreWriter
 
 TOKENISATION = "one PLM token per target token: [CLS] tokens [SEP]; unknown tokens -> the PLM's unknown token"
 
 
 def read_manifest(path: Path) -> List[Tuple[str, List[str]]]:
-    with open(path, encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        if "tgt_text" not in (reader.fieldnames or []):
-            raise ValueError(f"{path} has no tgt_text column: is it a speech_to_text manifest?")
-        return [(row["id"], row["tgt_text"].split()) for row in reader]
+    """(id, tokens) of the rows the task trains on (``read_manifest_rows``: same checks, same skips)."""
+    rows, _ = read_manifest_rows(path)
+    return [(row["id"], row["tgt_text"].split()) for row in rows]
 
 
 def token_ids(tokenizer, tokens: List[str]) -> List[int]:
@@ -41,8 +39,7 @@ def token_ids(tokenizer, tokens: List[str]) -> List[int]:
     return [tokenizer.unk_token_id if i is None else i for i in ids]
 
 
-def extract_split(split: str, args, tokenizer, model, meta: dict) -> None:
-    rows = read_manifest(args.data / f"{split}.tsv")
+def extract_split(split: str, rows: List[Tuple[str, List[str]]], args, tokenizer, model, meta: dict) -> None:
     unknown = 0
     with PlmFeatureStoreWriter(args.output, split, meta) as writer:
         todo = sorted((row for row in rows if row[0] not in writer), key=lambda row: len(row[1]))
@@ -96,6 +93,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     splits = args.splits or sorted(
         p.stem for p in args.data.glob("*.tsv") if not p.name.endswith(".skipped.tsv")
     )
+    try:  # every manifest is checked before anything is written
+        rows_of_split = {split: read_manifest(args.data / f"{split}.tsv") for split in splits}
+    except (ManifestError, FileNotFoundError) as error:
+        parser.error(str(error))
     tokenizer = AutoTokenizer.from_pretrained(args.plm)
     model = AutoModel.from_pretrained(args.plm).to(args.device).eval()
     meta = {
@@ -105,7 +106,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "tokenisation": TOKENISATION,
     }
     for split in splits:
-        extract_split(split, args, tokenizer, model, meta)
+        extract_split(split, rows_of_split[split], args, tokenizer, model, meta)
     return 0
 
 

@@ -65,7 +65,4 @@ def read_input(item: AudioInput, index: int) -> torch.Tensor:
     path = Path(item.path if isinstance(item, NamedFile) else item)
     if not path.is_file():
         raise AudioError(path, "no such file")
-    waveform = load_waveform(path)
-    if not torch.isfinite(waveform).all():
-        raise AudioError(path, "the samples are not all finite")
-    return waveform
+    return load_waveform(path)

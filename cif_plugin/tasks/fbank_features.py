@@ -12,6 +12,8 @@ import soundfile
 import torch
 import torchaudio
 
+from .data_errors import DataError
+
 __all__ = [
     "SAMPLE_RATE",
     "FRAME_SHIFT_SECONDS",
@@ -28,7 +30,7 @@ NUM_MEL_BINS = 80
 WINDOW_SAMPLES = 400  # one 25 ms analysis window at 16 kHz: the shortest audio with a frame
 
 
-class AudioError(ValueError):
+class AudioError(DataError):
     """An audio file that cannot be used; the message names the file and the reason."""
 
     def __init__(self, path: Path, reason: str):
@@ -44,6 +46,9 @@ def load_waveform(path: Path) -> torch.Tensor:
         raise AudioError(path, f"unreadable audio: {error}") from error
     if audio.size == 0:
         raise AudioError(path, "empty audio")
+    not_finite = int(audio.size - np.isfinite(audio).sum())
+    if not_finite:
+        raise AudioError(path, f"{not_finite} of {audio.size} samples are NaN or infinite")
     waveform = torch.from_numpy(audio.T).mean(dim=0, keepdim=True)
     if sample_rate != SAMPLE_RATE:
         waveform = torchaudio.functional.resample(waveform, sample_rate, SAMPLE_RATE)

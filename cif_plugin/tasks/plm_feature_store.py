@@ -20,6 +20,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
+from .data_errors import DataError
+
 __all__ = ["PlmFeatureStore", "PlmFeatureStoreWriter", "read_meta"]
 
 META = "meta.json"
@@ -43,7 +45,7 @@ def _read_index(path: Path) -> Dict[str, Tuple[int, int]]:
         for number, line in enumerate(lines, start=1):
             fields = line.split("\t")
             if len(fields) != 3 or not fields[1].isdigit() or not fields[2].isdigit():
-                raise ValueError(
+                raise DataError(
                     f"{path}, line {number}: expected <utterance id> TAB <row> TAB <rows>: {line!r}"
                 )
             index[fields[0]] = (int(fields[1]), int(fields[2]))
@@ -74,9 +76,7 @@ class PlmFeatureStoreWriter:
         if (self.folder / META).is_file():
             existing = read_meta(self.folder)
             if existing != meta:
-                raise ValueError(
-                    f"{self.folder} holds features of {existing}, not {meta}: use another folder"
-                )
+                raise DataError(f"{self.folder} holds features of {existing}, not {meta}: use another folder")
         else:
             temporary = self.folder / (META + ".tmp")
             temporary.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -90,7 +90,7 @@ class PlmFeatureStoreWriter:
         row_bytes = self.dim * np.dtype(DTYPE).itemsize
         present = self.data_path.stat().st_size if self.data_path.is_file() else 0
         if present < self.rows * row_bytes:
-            raise ValueError(
+            raise DataError(
                 f"{self.data_path} is truncated: {present} bytes for the {self.rows} rows its index lists;"
                 f" delete it and {self.index_path.name} to extract {split} again"
             )
@@ -156,7 +156,7 @@ class PlmFeatureStore:
         needed = (start + length) * self.dim * np.dtype(DTYPE).itemsize
         present = path.stat().st_size if path.is_file() else 0
         if present < needed:
-            raise ValueError(
+            raise DataError(
                 f"{path} is truncated: {present} bytes, but its index needs {needed} (up to utterance"
                 f" {utt_id}); copy the store again, or delete {split}.f16 and {split}.index.tsv and rerun"
                 " scripts/extract_plm_features.py"
