@@ -204,17 +204,32 @@ def test_features_with_no_frames_behind_a_nonzero_count_are_refused(data):
         task.datasets["train"][6]
 
 
-def test_one_frame_utterance_trains_to_a_finite_loss_and_decodes(data):
+@pytest.mark.parametrize(
+    "arch, criterion",
+    [
+        ("s2t_cif_transformer_tiny", "cif"),
+        ("s2t_ctc_conformer_tiny", "ctc_asr"),
+        ("s2t_asg_conformer_tiny", "asg"),
+    ],
+)
+def test_one_frame_utterance_trains_to_a_finite_loss_and_decodes(data, arch, criterion, caplog):
+    """One input frame leaves no encoder frame after the 4x subsampling: every criterion must still
+    give a finite loss and gradient (ASG leaves the utterance out, saying so) and decode the batch."""
+    with open(data / "dict.txt", "a", encoding="utf-8") as dictionary:
+        dictionary.write("1 1\n2 1\n")  # the ASG model's replabel symbols
     rng = np.random.default_rng(1)
     _add_utterances(data, [("one_frame", rng.normal(size=(1, 80)).astype(np.float32), "零 一 二")])
-    cfg, task, model, criterion = build_from_command_line(data, "s2t_cif_transformer_tiny")
+    cfg, task, model, criterion = build_from_command_line(data, arch, ["--criterion", criterion])
     task.load_dataset("train")
     dataset = task.datasets["train"]
     sample = dataset.collater([dataset[i] for i in (0, dataset.ids.index("one_frame"))])
-    loss, _, logging_output = criterion(model, sample)
+    with caplog.at_level(logging.WARNING):
+        loss, _, logging_output = criterion(model, sample)
     assert torch.isfinite(loss), logging_output
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    if arch.startswith("s2t_asg"):
+        assert "utterance 6: 1 input frame(s) give no encoder frame; left out of the ASG loss" in caplog.text
     model.eval()
     hypotheses = task.build_generator([model], cfg.generation).generate([model], sample)
     assert len(hypotheses) == 2

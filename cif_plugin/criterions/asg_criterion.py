@@ -80,16 +80,7 @@ class AsgCriterion(AsrCriterion):
         targets, target_lengths = self.prepare_targets(
             references, frames.tolist(), sample["id"].tolist(), replabels, linseg
         )
-        loss = asg_loss(
-            emissions,
-            model.transitions,
-            targets,
-            frames,
-            target_lengths,
-            reduction="sum",
-            scale_mode=str(self.cfg.scale_mode),
-            implementation=str(self.cfg.asg_implementation),
-        )
+        loss = self.asg_loss_of_usable(emissions, model.transitions, targets, frames, target_lengths, sample)
         ntokens = sum(len(reference) for reference in references)
         sample_size, logging_output = self.logging_output(sample, loss, ntokens)
         if not model.training:
@@ -97,6 +88,34 @@ class AsgCriterion(AsrCriterion):
             hypotheses = [[span.label for span in spans] for spans in decoded]
             logging_output.update(count_errors(hypotheses, references, self.words))
         return loss, sample_size, logging_output
+
+    def asg_loss_of_usable(self, emissions, transitions, targets, frames, target_lengths, sample):
+        """The summed ASG loss of the utterances with at least one encoder frame; the others (input
+        too short for the front end's subsampling) would make it infinite, so they are left out and
+        named in the log."""
+        usable = frames > 0
+        for index in torch.nonzero(~usable).flatten().tolist():
+            input_frames = int(sample["net_input"]["src_lengths"][index])
+            logger.warning(
+                f"utterance {int(sample['id'][index])}: {input_frames} input frame(s) give no encoder frame;"
+                " left out of the ASG loss"
+            )
+        if not usable.any():
+            return emissions.sum() * 0.0
+        if not usable.all():
+            emissions, targets, frames, target_lengths = (
+                x[usable] for x in (emissions, targets, frames, target_lengths)
+            )
+        return asg_loss(
+            emissions,
+            transitions,
+            targets,
+            frames,
+            target_lengths,
+            reduction="sum",
+            scale_mode=str(self.cfg.scale_mode),
+            implementation=str(self.cfg.asg_implementation),
+        )
 
     def prepare_targets(
         self,
