@@ -13,15 +13,13 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from fairseq import options, tasks
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 from cif_plugin.inference import Recognizer
 from cif_plugin.tasks.checked_items import UnusableFeaturesError
 from cif_plugin.tasks.feature_zip import write_feature_zip
 from cif_plugin.tasks.manifest_rows import ManifestError
 
-from fairseq_setup import PLUGIN_DIR, build_from_command_line, tiny_train_command
+from fairseq_setup import build_from_command_line, tiny_train_command
 from speech_data import write_dataset
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -40,11 +38,8 @@ def data(base_data, tmp_path) -> Path:
 
 
 def _task(data: Path):
-    parser = options.get_training_parser()
-    argv = [str(data), "--user-dir", str(PLUGIN_DIR), "--task", "speech_to_text_cif"]
-    argv += ["--arch", "s2t_cif_transformer_tiny", "--criterion", "cif", "--cpu"]
-    cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(parser, argv))
-    return tasks.setup_task(cfg.task)
+    """The task of the tiny CIF model on ``data`` (set up as fairseq-train does)."""
+    return build_from_command_line(data, "s2t_cif_transformer_tiny")[1]
 
 
 def _lines(data: Path, split: str = "train"):
