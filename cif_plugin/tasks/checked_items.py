@@ -11,7 +11,7 @@ from fairseq.data.audio.speech_to_text_dataset import SpeechToTextDataset, Speec
 
 from .data_errors import DataError
 
-__all__ = ["UnusableFeaturesError", "check_items_when_read"]
+__all__ = ["UnusableFeaturesError", "check_items_when_read", "speech_datasets"]
 
 
 class UnusableFeaturesError(DataError):
@@ -35,8 +35,13 @@ class CheckedSpeechToTextDataset(SpeechToTextDataset):
         return item
 
 
+def speech_datasets(dataset) -> list:
+    """The speech-to-text datasets in ``dataset``: itself, or the parts of a ConcatDataset."""
+    return list(dataset.datasets) if isinstance(dataset, ConcatDataset) else [dataset]
+
+
 def check_items_when_read(dataset) -> None:
     """Make the speech-to-text datasets in ``dataset`` (one, or a ConcatDataset of them) check items."""
-    for part in dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]:
+    for part in speech_datasets(dataset):
         if type(part) is SpeechToTextDataset:  # a subclass (multitask) keeps its own __getitem__
             part.__class__ = CheckedSpeechToTextDataset

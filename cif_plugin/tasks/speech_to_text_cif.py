@@ -30,7 +30,7 @@ from ..criterions.asr_criterion import AsrCriterion
 from ..generation import DecodingOptions, add_decoding_arguments
 from ..models.asr_model import AsrModel, set_options
 from .audio_manifest_check import find_unreadable_rows
-from .checked_items import check_items_when_read
+from .checked_items import check_items_when_read, speech_datasets
 from .data_errors import DataError, MissingPlmFeaturesError, UnreadableDataError
 from .manifest_rows import CheckedManifestCreator, check_dictionary_file
 from .plm_feature_dataset import PlmFeatureDataset
@@ -180,9 +180,8 @@ class SpeechToTextCifTask(SpeechToTextTask):
 
 def _report_unknown_characters(split: str, dataset, dictionary_name: str) -> None:
     """Warn, with counts, about target symbols the dictionary lacks (fairseq reads them as <unk>)."""
-    parts = dataset.datasets if hasattr(dataset, "datasets") else [dataset]
     unknown, utterances = Counter(), 0
-    for part in parts:
+    for part in speech_datasets(dataset):
         if getattr(part, "tgt_texts", None) is None:
             continue
         for index in range(len(part)):
