@@ -178,6 +178,78 @@ def test_spec_example_tail(tail_threshold, expected_tokens):
     assert out.fire_frames.tolist() == [[2, 3][:expected_tokens]]
 
 
+@pytest.mark.parametrize(
+    "threshold, weights, fire_frames",
+    [
+        (1.0, [0.5, 0.5, 0.25, 0.75, 0.5], [1, 3]),  # a + w == beta at frames 1 and 3
+        (0.75, [0.25, 0.5, 0.5, 0.125, 0.125], [1]),  # 0.25 + 0.5 == 0.75 fires; the carry is -0.25
+        (0.5, [0.5, 0.5, 0.5, 0.5], [0, 2]),  # each fire leaves a carry of -0.5
+    ],
+)
+def test_weights_that_reach_the_threshold_exactly_fire(threshold, weights, fire_frames):
+    """Binary fractions add up without rounding, so a + w == beta exactly: the rule is a + w >= beta."""
+    num_frames = len(weights)
+    alpha = torch.tensor([weights], dtype=torch.float64)
+    for dtype in (torch.float64, torch.float32):
+        out = integrate_and_fire(_one_hot_frames(num_frames).to(dtype), alpha.to(dtype), threshold=threshold)
+        assert out.fire_frames[0].tolist() == fire_frames, dtype
+    _, reference_frames = sequential_cif(
+        _one_hot_frames(num_frames), alpha, torch.tensor([num_frames]), threshold
+    )
+    assert reference_frames == [fire_frames]
+    # Just below the threshold nothing fires at the first of those frames.
+    below = alpha.clone()
+    below[0, fire_frames[0]] -= 2.0**-20
+    out = integrate_and_fire(_one_hot_frames(num_frames), below, threshold=threshold)
+    assert fire_frames[0] not in out.fire_frames[0].tolist()
+
+
+def test_default_threshold_is_0_99():
+    alpha = torch.tensor([[0.5, 0.495, 0.3]], dtype=torch.float64)  # 0.995 fires at 0.99, not at 1
+    hidden = _one_hot_frames(3)
+    assert integrate_and_fire(hidden, alpha).fire_frames.tolist() == [[1]]
+    assert integrate_and_fire(hidden, alpha, threshold=1.0).fire_frames.tolist() == [[2]]
+    cif = Cif(CifWeightPredictor(3, "linear"), input_dim=3)
+    assert cif.threshold == 0.99
+
+
+def test_tail_is_divided_by_its_weight_plus_1e_10():
+    """A tail of weight 1e-10 is emitted as h * 1e-10 / (1e-10 + 1e-10): the epsilon is added."""
+    alpha = torch.tensor([[1.0, 1e-10]], dtype=torch.float64)
+    out = integrate_and_fire(_one_hot_frames(2), alpha, threshold=1.0, tail_threshold=0.0)
+    assert out.fire_counts.tolist() == [2]
+    torch.testing.assert_close(out.cif_out[0, 1], torch.tensor([0.0, 0.5], dtype=torch.float64))
+    tokens, _ = sequential_cif(_one_hot_frames(2), alpha, torch.tensor([2]), 1.0, 0.0)
+    torch.testing.assert_close(out.cif_out[0], tokens[0])
+
+
+@pytest.mark.parametrize("needs_grad", ["hidden", "alpha"])
+def test_gradient_of_one_input_alone(needs_grad):
+    """Frozen weights (or frozen frames) still give the other input its full gradient."""
+    hidden, alpha, lengths, _ = _random_batch(700, max_frames=12)
+    both = (hidden.clone().requires_grad_(True), alpha.clone().requires_grad_(True))
+    integrate_and_fire(*both, lengths, 0.99, 0.4).cif_out.pow(2).sum().backward()
+    one = (
+        hidden.clone().requires_grad_(needs_grad == "hidden"),
+        alpha.clone().requires_grad_(needs_grad == "alpha"),
+    )
+    integrate_and_fire(*one, lengths, 0.99, 0.4).cif_out.pow(2).sum().backward()
+    index = 0 if needs_grad == "hidden" else 1
+    torch.testing.assert_close(one[index].grad, both[index].grad)
+    assert one[1 - index].grad is None
+
+
+def test_scaling_formula_with_its_epsilon():
+    """alpha * L / (sum(alpha) + 1e-8), float32 out for float16 in; a sum of 1e-8 shows the epsilon."""
+    tiny = scale_to_target_lengths(torch.tensor([[1e-8, 0.0]], dtype=torch.float64), torch.tensor([1]))
+    torch.testing.assert_close(tiny, torch.tensor([[0.5, 0.0]], dtype=torch.float64))
+    alpha = torch.tensor([[0.25, 0.5, 0.125], [0.5, 0.0, 0.0]], dtype=torch.float16)
+    scaled = scale_to_target_lengths(alpha, torch.tensor([3, 1]))
+    assert scaled.dtype == torch.float32
+    expected = alpha.float() * torch.tensor([[3.0], [1.0]]) / (alpha.float().sum(1, keepdim=True) + 1e-8)
+    torch.testing.assert_close(scaled, expected)
+
+
 def test_tail_of_longest_utterance_is_handled():
     """The reference skips the tail when len == T; ours must not depend on the padded length."""
     alpha = torch.tensor([[0.3, 0.5, 0.4, 0.6]], dtype=torch.float64)
@@ -244,7 +316,7 @@ def test_bad_options_and_shapes_are_rejected():
         CifWeightPredictor(8, "conv", conv_width=4)
     with pytest.raises(ValueError, match="threshold"):
         integrate_and_fire(torch.randn(1, 2, 3), torch.rand(1, 2), threshold=0.0)
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match=r"expected non-empty hidden \(B, T, C\) and alpha \(B, T\), got"):
         integrate_and_fire(torch.randn(2, 0, 3), torch.rand(2, 0))
     with pytest.raises(ValueError, match="alpha"):
         integrate_and_fire(torch.randn(2, 4, 3), torch.rand(2, 5))
@@ -255,7 +327,13 @@ def test_cif_module_scales_in_training_and_handles_tail_in_eval():
     cif = Cif(CifWeightPredictor(8, "linear"), input_dim=8, output_dim=6, tail_threshold=0.5)
     hidden = torch.randn(3, 20, 8)
     target_lengths = torch.tensor([4, 7, 2])
+    predicted = []
+    hook = cif.weight_predictor.register_forward_hook(lambda module, inputs, output: predicted.append(output))
     trained = cif.train()(hidden, target_lengths=target_lengths)
+    hook.remove()
+    # The quantity loss needs the predictor's own weights, not the scaled ones (which sum to the target).
+    torch.testing.assert_close(trained.quantity, predicted[0].sum(1))
+    assert ((trained.quantity - target_lengths).abs() > 0.1).all()
     assert torch.equal(trained.fire_counts, target_lengths)
     torch.testing.assert_close(trained.alpha.sum(1), target_lengths.float(), atol=1e-5, rtol=0)
     assert trained.cif_out.shape == (3, 7, 6)

@@ -84,6 +84,25 @@ def test_each_term_and_the_total_match_hand_computation(setup):
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_training_quantity_loss_uses_the_weight_predictors_own_weights(setup):
+    """In training the CIF integrates weights scaled to the target length; the quantity loss must
+    compare the predictor's unscaled weights with the target (on the scaled ones it would be ~0)."""
+    _, model, criterion, sample = setup
+    predicted = []
+    hook = model.cif.weight_predictor.register_forward_hook(
+        lambda module, args, output: predicted.append(output)
+    )
+    try:
+        with torch.no_grad():
+            _, _, log = criterion(model.train(), sample)
+    finally:
+        hook.remove()
+        model.eval()
+    expected = (predicted[0].double().sum(1) - sample["target_lengths"].double()).abs().sum().item()
+    assert log["quantity_loss"] == pytest.approx(expected, rel=1e-5)
+    assert expected > 1.0
+
+
 def test_validation_error_counts_match_hand_decoding(setup):
     task, model, criterion, sample = setup
     dictionary = task.target_dictionary

@@ -1,6 +1,7 @@
 """Knowledge transfer from a PLM into the CTC model: a training-only CIF branch pulled towards the
 PLM's token features (arXiv 2203.03582)."""
 
+import math
 import subprocess
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from fairseq import checkpoint_utils
 
-from cif_plugin.criterions.distillation_losses import cosine_distance_loss
+from cif_plugin.criterions.distillation_losses import cosine_distance_loss, negative_count, sample_negatives
 
 from fairseq_setup import build_from_command_line, fairseq_cli, tiny_train_command
 
@@ -19,6 +20,21 @@ def _batch(task, size=4):
     task.load_dataset("train")
     dataset = task.datasets["train"]
     return dataset.collater([dataset[i] for i in range(size)])
+
+
+def _direct_contrastive_loss(student, teacher, negatives, temperature, remove_overlap):
+    """InfoNCE anchor by anchor: -log softmax of [cos(s, own teacher), cos(s, each negative)] / tau."""
+    total, correct = 0.0, 0
+    for n in range(len(student)):
+        rows = teacher[negatives[n]]
+        negative = F.cosine_similarity(student[n].expand_as(rows), rows, dim=1, eps=1e-6)
+        if remove_overlap:
+            negative[negatives[n] == n] = -math.inf
+        positive = F.cosine_similarity(student[n], teacher[n], dim=0, eps=1e-6)
+        logits = torch.cat([positive.view(1), negative]) / temperature
+        total += -torch.log_softmax(logits.double(), 0)[0].item()
+        correct += int(logits.argmax() == 0)
+    return total, correct
 
 
 def test_cosine_distance_loss_is_one_minus_the_cosine_of_each_row():
@@ -60,12 +76,19 @@ def test_loss_adds_quantity_and_transfer_terms_to_ctc(plm_data, kind):
     eos, pad = task.target_dictionary.eos(), task.target_dictionary.pad()
     label_lengths = (sample["target"].ne(eos) & sample["target"].ne(pad)).sum(dim=1)
     model.train()
+    predicted = []
+    hook = model.cif.weight_predictor.register_forward_hook(
+        lambda module, args, output: predicted.append(output)
+    )
     torch.manual_seed(1)
     loss, sample_size, log = criterion(model, sample)
-    torch.manual_seed(1)  # same dropout, same negatives
+    torch.manual_seed(1)  # same dropout
     output = model(**sample["net_input"], target_lengths=label_lengths)
-    quantity = (output["quantity"] - label_lengths).abs().sum()
-    assert log["kt_quantity_loss"] == pytest.approx(quantity.item(), rel=1e-5)
+    hook.remove()
+    torch.testing.assert_close(predicted[0], predicted[1])
+    # The predictor's own (unscaled) weights against the label count; the scaled ones sum to it.
+    quantity = (predicted[0].double().sum(1) - label_lengths).abs().sum()
+    assert log["kt_quantity_loss"] == pytest.approx(quantity.item(), rel=1e-5) and quantity > 1.0
     students, teachers = [], []
     for b, length in enumerate(label_lengths.tolist()):
         students.append(output["plm_space_features"][b, :length])
@@ -75,8 +98,19 @@ def test_loss_adds_quantity_and_transfer_terms_to_ctc(plm_data, kind):
         expected = (1 - F.cosine_similarity(student, teacher, dim=-1)).sum()
         assert log["kt_loss"] == pytest.approx(expected.item(), rel=1e-5)
     else:
+        # The same negatives as the criterion: its per-batch generator, recreated.
+        count = negative_count(len(student), criterion.cfg.num_contrastive_negative_samples)
+        negatives = sample_negatives(len(student), count, criterion.batch_generator(sample, student.device))
+        expected, correct = _direct_contrastive_loss(
+            student,
+            teacher,
+            negatives,
+            criterion.cfg.contrastive_temperature,
+            criterion.cfg.remove_overlap_in_negs,
+        )
+        assert log["kt_loss"] == pytest.approx(expected, rel=1e-5)
+        assert log["contrastive_correct"] == correct
         assert log["contrastive_total"] == len(student) == sample_size
-        assert 0 <= log["contrastive_correct"] <= len(student) and log["kt_loss"] > 0
     assert loss.item() == pytest.approx(
         log["ctc_loss"] + 0.3 * log["kt_quantity_loss"] + 0.7 * log["kt_loss"], rel=1e-5
     )
