@@ -8,6 +8,7 @@ import torch
 from cif_plugin.criterions.asg_criterion import linear_segmentation
 from cif_plugin.ops.asg import asg_loss
 
+from decoded_text import asg_search, assert_same_decoding, decode_in_process, printed_hypotheses, split_words
 from fairseq_setup import build_from_command_line, fairseq_cli, tiny_train_command
 
 ASG = ["--criterion", "asg", "--asg-transitions-init", "0.5"]
@@ -101,7 +102,8 @@ def test_fairseq_generate_decodes_asg_models_with_viterbi(asg_data, asg_training
     command += ["--path", str(asg_training[1]), "--max-tokens", "4000", "--beam", "1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sum(line.startswith("D-") for line in result.stdout.splitlines()) == 8
+    printed = printed_hypotheses(result.stdout)
+    assert_same_decoding(printed, decode_in_process(asg_training[1], asg_data, "dev", asg_search()))
     symbols = {line.split()[0] for line in (asg_data / "dict.txt").read_text(encoding="utf-8").splitlines()}
-    hypotheses = [line.split("\t")[2].split() for line in result.stdout.splitlines() if line.startswith("D-")]
+    hypotheses = split_words(printed)
     assert all(word in symbols and word not in ("1", "2") for words in hypotheses for word in words)

@@ -11,6 +11,7 @@ from fairseq import checkpoint_utils
 
 from cif_plugin.criterions.distillation_losses import cosine_distance_loss, negative_count, sample_negatives
 
+from decoded_text import assert_same_decoding, ctc_search, decode_in_process, printed_hypotheses
 from fairseq_setup import build_from_command_line, fairseq_cli, tiny_train_command
 
 TRANSFER = ["--criterion", "ctc_asr", "--apply-knowledge-transfer", "--bert-distill-feat-dim", "32"]
@@ -148,4 +149,6 @@ def test_fairseq_generate_on_a_transfer_trained_model_needs_no_plm_features(
     command += ["--path", str(transfer_training[1]), "--beam", "2", "--max-tokens", "4000"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sum(line.startswith("D-") for line in result.stdout.splitlines()) == 8
+    expected = decode_in_process(transfer_training[1], plm_data, "dev", ctc_search(2, 1))
+    assert_same_decoding(printed_hypotheses(result.stdout), expected)
+    assert len(expected) == 8

@@ -8,12 +8,21 @@ import subprocess
 import pytest
 import torch
 from fairseq import checkpoint_utils
+from fairseq.data import Dictionary
 from test_ctc_model import BLANK, _collapse
 
 from cif_plugin.generation.prefix_lm_scorers import FairseqLmPrefixScorer, KenLmPrefixScorer
 from cif_plugin.ops.ctc import ctc_prefix_beam_search
 
 from conftest import FAVOURITE
+from decoded_text import (
+    assert_same_decoding,
+    ctc_search,
+    decode_in_process,
+    fairseq_lm_scorer,
+    printed_hypotheses,
+    split_words,
+)
 from fairseq_setup import fairseq_cli
 
 LN_10 = math.log(10.0)
@@ -120,8 +129,6 @@ def arpa(tmp_path_factory):
 
 
 def test_kenlm_scorer_follows_the_arpa_back_off_rule(tiny_data, arpa):
-    from fairseq.data import Dictionary
-
     dictionary = Dictionary.load(str(tiny_data / "dict.txt"))
     nine, one, two = (dictionary.index(symbol) for symbol in (FAVOURITE, "一", "二"))
     scorer = KenLmPrefixScorer(str(arpa), dictionary)
@@ -139,9 +146,9 @@ def _generate(tiny_data, checkpoint, *options):
     command += ["--path", str(checkpoint), "--max-tokens", "4000", *options]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    hypotheses = [line.split("\t")[2].split() for line in result.stdout.splitlines() if line.startswith("D-")]
-    assert len(hypotheses) == 8
-    return hypotheses, result.stderr
+    printed = printed_hypotheses(result.stdout)
+    assert len(printed) == 8
+    return printed, result.stderr
 
 
 @pytest.mark.parametrize("lm_kind", ["fairseq", "arpa"])
@@ -155,9 +162,16 @@ def test_fairseq_generate_ctc_with_a_strong_lm_follows_the_lm(
         tiny_data, ctc_training[1], "--beam", "16", *lm, "--lm-weight", "5", "--ctc-token-bonus", "8"
     )
     assert "LM weight 5.0, token bonus 8.0" in log
-    words = [word for hypothesis in fused for word in hypothesis]
-    assert all(fused) and sum(word == FAVOURITE for word in words) > 0.8 * len(words)
-    assert fused != plain
+    dictionary = Dictionary.load(str(tiny_data / "dict.txt"))
+    if lm_kind == "fairseq":
+        scorer = fairseq_lm_scorer(language_model, dictionary, tiny_data)
+    else:
+        scorer = KenLmPrefixScorer(str(arpa), dictionary)
+    search = ctc_search(16, 1, scorer, lm_weight=5.0, token_bonus=8.0)
+    assert_same_decoding(fused, decode_in_process(ctc_training[1], tiny_data, "dev", search))
+    words = [word for hypothesis in split_words(fused) for word in hypothesis]
+    assert all(split_words(fused)) and sum(word == FAVOURITE for word in words) > 0.8 * len(words)
+    assert split_words(fused) != split_words(plain)
 
 
 def test_an_ngram_lm_with_a_cif_model_is_refused(tiny_data, tiny_checkpoint, arpa):

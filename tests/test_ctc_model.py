@@ -9,6 +9,7 @@ import torch
 
 from cif_plugin.ops.ctc import ctc_greedy_spans, ctc_greedy_tokens, ctc_loss_sum, ctc_prefix_beam_search
 
+from decoded_text import assert_same_decoding, ctc_search, decode_in_process, printed_hypotheses
 from fairseq_setup import build_from_command_line, fairseq_cli
 
 PAD, BLANK = 1, 0
@@ -121,4 +122,6 @@ def test_fairseq_generate_with_a_ctc_model(tiny_data, ctc_training):
         result = subprocess.run(generate + ["--beam", beam, "--nbest", nbest], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-3000:]
         assert result.stdout.count("\nT-") + result.stdout.startswith("T-") == 8
-        assert sum(line.startswith("D-") for line in result.stdout.splitlines()) == 8 * int(nbest)
+        expected = decode_in_process(ctc_training[1], tiny_data, "dev", ctc_search(int(beam), int(nbest)))
+        assert_same_decoding(printed_hypotheses(result.stdout), expected)
+        assert all(len(hypotheses) == int(nbest) for hypotheses in expected.values())

@@ -5,8 +5,12 @@ from argparse import Namespace
 
 import pytest
 import torch
+from fairseq.data import Dictionary
+
+from cif_plugin.generation.language_models import load_fairseq_lm
 
 from conftest import FAVOURITE
+from decoded_text import assert_same_decoding, cif_search, decode_in_process, printed_hypotheses, split_words
 from fairseq_setup import build_from_command_line, fairseq_cli
 
 
@@ -58,6 +62,11 @@ def test_fairseq_generate_with_lm(tiny_data, tiny_checkpoint, language_model):
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LM weight 10.0" in result.stderr
-    hypotheses = [line.split("\t")[2].split() for line in result.stdout.splitlines() if line.startswith("D-")]
-    words = [word for hypothesis in hypotheses for word in hypothesis]
-    assert len(hypotheses) == 8 and sum(word == FAVOURITE for word in words) > 0.8 * len(words)
+    printed = printed_hypotheses(result.stdout)
+    dictionary = Dictionary.load(str(tiny_data / "dict.txt"))
+    lm = load_fairseq_lm(str(language_model), dictionary, str(tiny_data))
+    assert_same_decoding(
+        printed, decode_in_process(tiny_checkpoint, tiny_data, "dev", cif_search(3, 1, lm, 10.0))
+    )
+    words = [word for hypothesis in split_words(printed) for word in hypothesis]
+    assert len(printed) == 8 and sum(word == FAVOURITE for word in words) > 0.8 * len(words)

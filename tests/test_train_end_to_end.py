@@ -8,6 +8,7 @@ from fairseq import checkpoint_utils
 
 from cif_plugin.models import S2TCifTransformerModel
 
+from decoded_text import assert_same_decoding, cif_search, decode_in_process, printed_hypotheses
 from fairseq_setup import PLUGIN_DIR
 
 TRAIN = [
@@ -78,6 +79,8 @@ def test_average_generate_and_score(tiny_data, tmp_path):
     generate += ["--scoring", "wer"]  # fairseq's default BLEU scorer is meaningless for ASR
     output = _run(generate)
     assert output.count("T-") == 8 and output.count("\nD-") == 16  # every utterance, two hypotheses each
+    expected = decode_in_process(averaged, tiny_data, "dev", cif_search(beam=3, nbest=2))
+    assert_same_decoding(printed_hypotheses(output), expected)
     (tmp_path / "gen.txt").write_text(output, encoding="utf-8")
     score = [sys.executable, str(SCRIPTS / "score_cer.py"), "--generate-output", str(tmp_path / "gen.txt")]
     scored = _run(score + ["--manifest", str(tiny_data / "dev.tsv")])
