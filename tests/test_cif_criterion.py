@@ -1,5 +1,6 @@
 """The cif criterion, term by term, against hand computations on a tiny batch."""
 
+import copy
 import math
 
 import pytest
@@ -139,21 +140,38 @@ def test_disabled_terms_leave_the_loss(tiny_data, setup):
     assert loss.item() == pytest.approx(log["ce_loss"], rel=1e-6)  # no smoothing: CE is the NLL
 
 
+def _without_dropout(model):
+    for module in model.modules():
+        if hasattr(module, "p") and isinstance(module.p, float):
+            module.p = 0.0
+    return model
+
+
 def test_bfloat16_model_trains_with_float32_losses(tiny_data, setup):
-    """What --bf16 does: the model and the sample's float tensors in bfloat16."""
+    """What --bf16 does: the model and the sample's float tensors in bfloat16. Its losses and
+    gradients stay within bfloat16 rounding of a float32 run with the same (rounded) weights."""
     _, _, _, sample = setup
     _, _, model, criterion = build_from_command_line(
         tiny_data, "s2t_cif_transformer_tiny", ["--ctc-loss-lambda", "0.5", "--apply-label-smoothing"]
     )
-    model = model.to(torch.bfloat16).train()
-    sample = fairseq_utils.apply_to_sample(
+    model = _without_dropout(model.to(torch.bfloat16).train())
+    reference = copy.deepcopy(model).float()
+    rounded = fairseq_utils.apply_to_sample(
         lambda t: t.to(torch.bfloat16) if t.is_floating_point() else t, sample
     )
-    loss, _, log = criterion(model, sample)
+    loss, _, log = criterion(model, rounded)
     loss.backward()
     assert loss.dtype == torch.float32 and math.isfinite(loss.item())
-    assert all(math.isfinite(log[name]) for name in ("ctc_loss", "quantity_loss", "ce_loss"))
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    widened = fairseq_utils.apply_to_sample(lambda t: t.float() if t.is_floating_point() else t, rounded)
+    reference_loss, _, reference_log = criterion(reference, widened)
+    reference_loss.backward()
+    for name in ("ctc_loss", "quantity_loss", "ce_loss", "loss"):
+        assert log[name] == pytest.approx(reference_log[name], rel=0.01), name
+    gradient = torch.cat([p.grad.float().flatten() for p in model.parameters()])
+    reference_gradient = torch.cat([p.grad.flatten() for p in reference.parameters()])
+    cosine = torch.nn.functional.cosine_similarity(gradient, reference_gradient, dim=0)
+    assert cosine > 0.99, "bfloat16 gradients point elsewhere than float32 ones"
 
 
 def test_teacher_forced_predictions_and_edit_errors():

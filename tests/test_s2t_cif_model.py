@@ -30,10 +30,29 @@ def test_paper_arch_has_the_published_parameter_count(aishell_data):
     assert measured == parts
 
 
-def test_tiny_arch_is_cpu_sized(aishell_data, tiny_data):
-    for data in (aishell_data, tiny_data):
-        _, _, model, _ = build_from_command_line(data, "s2t_cif_transformer_tiny")
-        assert 100_000 <= _count(model) <= 2_000_000
+TINY_ENCODER, TINY_CIF, TINY_DECODER_WITHOUT_VOCAB = 314_400, 12_417, 49_984
+
+
+def test_tiny_arch_parameter_counts(aishell_data, tiny_data, asg_data):
+    """64-dim tiny models: encoder and CIF fixed, CTC layer 64 V + V, decoder 49,984 + 128 V
+    (token embedding and bias-free output projection, 64 V each)."""
+    for data, vocab in ((aishell_data, 4234), (tiny_data, 14)):
+        _, task, model, _ = build_from_command_line(data, "s2t_cif_transformer_tiny")
+        assert len(task.target_dictionary) == vocab
+        parts = {name: _count(child) for name, child in model.named_children()}
+        assert parts == {
+            "encoder": TINY_ENCODER,
+            "ctc_proj": 65 * vocab,
+            "cif": TINY_CIF,
+            "decoder": TINY_DECODER_WITHOUT_VOCAB + 128 * vocab,
+        }
+    assert _count(model) == 379_503  # on the 14-symbol test dictionary
+    _, _, ctc_model, _ = build_from_command_line(
+        tiny_data, "s2t_ctc_conformer_tiny", ["--criterion", "ctc_asr"]
+    )
+    assert _count(ctc_model) == TINY_ENCODER + 65 * 14 == 315_310
+    _, _, asg_model, _ = build_from_command_line(asg_data, "s2t_asg_conformer_tiny", ["--criterion", "asg"])
+    assert _count(asg_model) == TINY_ENCODER + 65 * 16 + 16 * 16 == 315_696  # + the V x V transitions
 
 
 def test_paper_length_arithmetic(aishell_data):
