@@ -8,6 +8,7 @@ Usage: python scripts/make_random_bert.py --vocab-from data/dict.txt --output ex
 """
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -33,17 +34,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     tokens = [
         line.rsplit(" ", 1)[0] for line in args.vocab_from.read_text(encoding="utf-8").splitlines() if line
     ]
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "vocab.txt").write_text("\n".join(SPECIALS + tokens) + "\n", encoding="utf-8")
-    BertTokenizer(str(args.output / "vocab.txt")).save_pretrained(args.output)
+    # Written in a sibling folder and renamed into place: a killed run never leaves a partial model.
+    partial = args.output.with_name(args.output.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    (partial / "vocab.txt").write_text("\n".join(SPECIALS + tokens) + "\n", encoding="utf-8")
+    BertTokenizer(str(partial / "vocab.txt")).save_pretrained(partial)
     torch.manual_seed(args.seed)
     config = BertConfig(
         vocab_size=len(SPECIALS) + len(tokens), hidden_size=args.hidden_size, num_hidden_layers=args.layers,
         num_attention_heads=2, intermediate_size=2 * args.hidden_size, max_position_embeddings=512,
     )  # fmt: skip
-    BertModel(config).save_pretrained(args.output)
+    BertModel(config).save_pretrained(partial)
+    _replace_folder(partial, args.output)
     print(f"{args.output}: a BERT with RANDOM weights ({args.hidden_size}-d) for plumbing checks only")
     return 0
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``; an existing ``target`` is set aside first and removed last."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -140,9 +140,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "--output-root", type=Path, required=True, help="corpus folder (data_aishell/ goes in it)"
     )
     parser.add_argument(
-        "--utterances", type=int, nargs=3, default=[1500, 150, 150], metavar=("TRAIN", "DEV", "TEST")
+        "--utterances",
+        type=int,
+        nargs=3,
+        default=[1500, 150, 150],
+        metavar=("TRAIN", "DEV", "TEST"),
+        help="utterances synthesised for each split (default: 1500 150 150)",
     )
-    parser.add_argument("--speakers", type=int, nargs=3, default=[12, 3, 3], metavar=("TRAIN", "DEV", "TEST"))
+    parser.add_argument(
+        "--speakers",
+        type=int,
+        nargs=3,
+        default=[12, 3, 3],
+        metavar=("TRAIN", "DEV", "TEST"),
+        help="speakers (voice, rate and pitch settings) of each split; no speaker is in two splits "
+        "(default: 12 3 3)",
+    )
     parser.add_argument(
         "--sentences", default="numbers", help="'numbers' (built-in generator) or a text file"
     )

@@ -88,10 +88,32 @@ def test_fairseq_console_scripts_print_help(command):
     assert result.stdout.startswith("usage:") and "Traceback" not in result.stderr
 
 
+# Runs a script with --help, recording every argument that our code (not fairseq's) adds without help.
+HELP_AUDIT = """
+import argparse, runpy, sys
+missing = []
+add_argument = argparse._ActionsContainer.add_argument
+def add_checked(self, *args, **kwargs):
+    action = add_argument(self, *args, **kwargs)
+    ours = "site-packages" not in sys._getframe(1).f_code.co_filename
+    if ours and not action.help:
+        missing.append("/".join(action.option_strings) or action.dest)
+    return action
+argparse._ActionsContainer.add_argument = add_checked
+script = sys.argv[1]
+sys.argv = [script, "--help"]
+try:
+    runpy.run_path(script, run_name="__main__")
+finally:
+    print("arguments without help: " + " ".join(missing), file=sys.stderr)
+"""
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
-def test_every_script_prints_help(script):
+def test_every_script_prints_help_for_every_argument(script):
     result = subprocess.run(
-        [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", HELP_AUDIT, str(script)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("usage:")
+    assert result.stderr.strip().splitlines()[-1] == "arguments without help:"

@@ -132,3 +132,29 @@ def test_truncated_store_is_refused_naming_the_file(extracted, tmp_path):
         PlmFeatureStoreWriter(
             store_dir, "train", {k: v for k, v in read_meta(store_dir).items() if k != "dtype"}
         )
+
+
+def test_make_random_bert_killed_while_writing_leaves_no_partial_model(tiny_data, tmp_path):
+    """Killed in the middle of vocab.txt (first run) or of the tokenizer files (rebuilding over a
+    finished model): the output is absent or the earlier model, never a half-written one."""
+    script = SCRIPT.parent / "make_random_bert.py"
+    output = tmp_path / "bert"
+    command = [sys.executable, str(KILLED_RUN), str(script), "--vocab-from", str(tiny_data / "dict.txt")]
+    command += ["--output", str(output)]
+    killed = run_killed(command, KILL_IN_WRITE_OF="vocab.txt", KILL_AFTER_BYTES=10)
+    assert killed.returncode == -9, killed.stdout[-3000:]
+    assert not output.exists()
+    finished = run_killed(command)
+    assert finished.returncode == 0, finished.stdout[-3000:]
+    first = AutoModel.from_pretrained(output).state_dict()
+    vocabulary = (output / "vocab.txt").read_text(encoding="utf-8").split()
+    assert vocabulary[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(vocabulary) == 5 + len(
+        (tiny_data / "dict.txt").read_text(encoding="utf-8").splitlines()
+    )
+    killed = run_killed(
+        command + ["--seed", "2"], KILL_IN_WRITE_OF="tokenizer_config.json", KILL_AFTER_BYTES=10
+    )
+    assert killed.returncode == -9, killed.stdout[-3000:]
+    kept = AutoModel.from_pretrained(output).state_dict()
+    assert all(torch.equal(kept[name], first[name]) for name in first)
+    assert AutoTokenizer.from_pretrained(output).convert_tokens_to_ids("[CLS]") == 2

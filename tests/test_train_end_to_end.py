@@ -6,10 +6,11 @@ import sys
 import torch
 from fairseq import checkpoint_utils
 
+from cif_plugin.generation import CifGenerator
 from cif_plugin.models import S2TCifTransformerModel
 
 from decoded_text import assert_same_decoding, cif_search, decode_in_process, printed_hypotheses
-from fairseq_setup import PLUGIN_DIR
+from fairseq_setup import PLUGIN_DIR, fairseq_cli
 
 TRAIN = [
     "--user-dir", str(PLUGIN_DIR), "--task", "speech_to_text_cif", "--config-yaml", "config.yaml",
@@ -85,3 +86,30 @@ def test_average_generate_and_score(tiny_data, tmp_path):
     score = [sys.executable, str(SCRIPTS / "score_cer.py"), "--generate-output", str(tmp_path / "gen.txt")]
     scored = _run(score + ["--manifest", str(tiny_data / "dev.tsv")])
     assert "over 8 utterances" in scored
+
+
+def test_fairseq_generate_prints_the_fire_frames_as_the_hard_alignment(tiny_data, tiny_checkpoint):
+    """A-<id> lines: '<encoder frame>-<token index>' for every token (</s> included), the frame at
+    which the CIF fired it, as the generator finds it on the utterance alone."""
+    generate = fairseq_cli("generate", tiny_data, "--gen-subset", "dev", "--cpu", "--scoring", "wer")
+    output = _run(generate + ["--path", str(tiny_checkpoint), "--beam", "2", "--print-alignment", "hard"])
+    printed = {}
+    for line in output.splitlines():
+        if line.startswith("A-"):
+            name, pairs = line.split("\t")
+            printed[int(name[2:])] = [tuple(int(v) for v in pair.split("-")) for pair in pairs.split()]
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(tiny_checkpoint)], arg_overrides={"data": str(tiny_data)}
+    )
+    model = models[0].eval()
+    task.load_dataset("dev")
+    dataset, expected = task.datasets["dev"], {}
+    generator = CifGenerator(model, task.target_dictionary, beam=2)
+    with torch.no_grad():
+        for index in range(len(dataset)):
+            sample = dataset.collater([dataset[index]])
+            hypothesis = generator.generate([model], sample)[0][0]
+            frames = hypothesis["fire_frames"].tolist()
+            assert len(frames) == len(hypothesis["tokens"]) and frames == sorted(set(frames))
+            expected[int(sample["id"][0])] = [(frame, i) for i, frame in enumerate(frames)]
+    assert printed == expected and len(printed) == 8

@@ -21,7 +21,7 @@ class DecodingOptions:
     Attributes:
         beam (int): beam size (1: greedy). nbest (int): hypotheses per utterance.
         lm_path (str, optional): a fairseq LM checkpoint over the ASR dictionary (shallow fusion).
-        ngram_lm_path (str, optional): an n-gram LM, ARPA or KenLM binary (CTC models).
+        ngram_lm_path (str, optional): an ARPA n-gram LM read by ``kenlm`` (CTC models).
         lm_weight (float): weight of the LM log-probabilities.
         ctc_token_bonus (float): CTC prefix beam search: score added per emitted label.
         tail_threshold (float): CIF tail firing threshold at decoding time.
@@ -69,7 +69,7 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ngram-lm-path",
         default=None,
-        help="CTC models: an n-gram LM (ARPA or KenLM binary, words = dictionary symbols) fused in "
+        help="CTC models: an ARPA n-gram LM (words = dictionary symbols; read by kenlm) fused in "
         "prefix beam search at --lm-weight (fairseq-generate reads --lm-path itself, as a fairseq LM)",
     )
     parser.add_argument(

@@ -6,7 +6,8 @@ scores them in one batch; answers are cached per prefix until ``reset`` (one utt
 
 - :class:`FairseqLmPrefixScorer`: a fairseq language model over the ASR dictionary (input ``</s>``
   + prefix, as fairseq LMs are trained);
-- :class:`KenLmPrefixScorer`: an n-gram model (ARPA or KenLM binary) read by the ``kenlm`` module,
+- :class:`KenLmPrefixScorer`: an n-gram model read by the ``kenlm`` module (ARPA is what the tests
+  check; ``kenlm.Model`` reads KenLM's binary form the same way),
   whose words are the dictionary's symbols (characters for AISHELL-1).
 """
 
@@ -68,7 +69,7 @@ class KenLmPrefixScorer:
     """Scores of an n-gram model; its context state is kept per prefix.
 
     Args:
-        path (str): ARPA or KenLM binary file.
+        path (str): ARPA file (or a KenLM binary made from one; only ARPA is tested).
         dictionary: the ASR dictionary; label i is the word ``dictionary[i]``.
     """
 

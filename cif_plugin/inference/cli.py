@@ -34,7 +34,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lm-path", help="a fairseq LM checkpoint over the same dictionary (shallow fusion)")
     parser.add_argument(
-        "--ngram-lm-path", help="CTC models: an ARPA or KenLM binary n-gram LM (shallow fusion)"
+        "--ngram-lm-path", help="CTC models: an ARPA n-gram LM, read by kenlm (shallow fusion)"
     )
     parser.add_argument("--lm-weight", type=float, default=0.0, help="LM weight in shallow fusion")
     parser.add_argument(
