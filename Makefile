@@ -5,7 +5,7 @@ VENV_PYTHON := $(VENV)/bin/python
 PIP := $(VENV_PYTHON) -m pip
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install system-packages test test-slow demo lint bench clean
+.PHONY: install system-packages test test-slow demo lint bench clean mutation
 
 install: system-packages $(INSTALLED)
 
@@ -48,3 +48,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache cif_plugin/ops/asg/*.so
+
+# Mutation testing of the core modules (hours on 2 cores; not part of `make test`): mutation/.
+mutation: install
+	$(PIP) install -q -r requirements-mutation.txt
+	$(VENV_PYTHON) mutation/run_mutmut.py

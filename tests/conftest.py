@@ -1,9 +1,15 @@
-"""Shared fixtures: tiny datasets and models built through fairseq's own option parsing."""
+"""Shared fixtures: tiny datasets and models built through fairseq's own option parsing.
 
+With ``CIF_TEST_FIXTURE_CACHE=<folder>`` the data and model fixtures are built once into that folder
+and reused by later pytest processes (mutation testing runs pytest once per mutant; mutation/).
+"""
+
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -13,16 +19,29 @@ from fairseq_setup import PLUGIN_DIR, tiny_train_command
 from speech_data import write_aishell_sized_data_dir, write_dataset
 
 
+def _built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
+    """``build(folder)`` in a fresh temporary folder, or once into the fixture cache when one is set."""
+    cache = os.environ.get("CIF_TEST_FIXTURE_CACHE")
+    if not cache:
+        return build(tmp_path_factory.mktemp(name))
+    folder, done = Path(cache) / name, Path(cache) / f"{name}.done"
+    if not done.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        done.write_text(str(build(folder)), encoding="utf-8")
+    return Path(done.read_text(encoding="utf-8"))
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """24 training and 8 dev utterances of learnable synthetic features."""
-    return write_dataset(tmp_path_factory.mktemp("tiny_data"), {"train": 24, "dev": 8})
+    return _built_once(
+        tmp_path_factory, "tiny_data", lambda folder: write_dataset(folder, {"train": 24, "dev": 8})
+    )
 
 
-@pytest.fixture(scope="session")
-def asg_data(tiny_data, tmp_path_factory) -> Path:
-    """``tiny_data`` with the replabel symbols "1" and "2" added to its dictionary."""
-    data = tmp_path_factory.mktemp("asg") / "data"
+def _with_replabels(tiny_data: Path, folder: Path) -> Path:
+    data = folder / "data"
     shutil.copytree(tiny_data, data)
     with open(data / "dict.txt", "a", encoding="utf-8") as dictionary:
         dictionary.write("1 1\n2 1\n")
@@ -30,9 +49,15 @@ def asg_data(tiny_data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def asg_data(tiny_data, tmp_path_factory) -> Path:
+    """``tiny_data`` with the replabel symbols "1" and "2" added to its dictionary."""
+    return _built_once(tmp_path_factory, "asg", lambda folder: _with_replabels(tiny_data, folder))
+
+
+@pytest.fixture(scope="session")
 def aishell_data(tmp_path_factory) -> Path:
     """A data folder with the AISHELL-1-sized dictionary (4,234 symbols)."""
-    return write_aishell_sized_data_dir(tmp_path_factory.mktemp("aishell_dict"))
+    return _built_once(tmp_path_factory, "aishell_dict", write_aishell_sized_data_dir)
 
 
 def _train_tiny(data: Path, save_dir: Path, arch: str, criterion: str, max_update: int):
@@ -47,8 +72,11 @@ def _train_tiny(data: Path, save_dir: Path, arch: str, criterion: str, max_updat
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
     """checkpoint_last.pt of one fairseq-train update of the tiny model on ``tiny_data``."""
-    save_dir = tmp_path_factory.mktemp("tiny_checkpoint")
-    return _train_tiny(tiny_data, save_dir, "s2t_cif_transformer_tiny", "cif", 1)[1]
+    return _built_once(
+        tmp_path_factory,
+        "tiny_checkpoint",
+        lambda save_dir: _train_tiny(tiny_data, save_dir, "s2t_cif_transformer_tiny", "cif", 1)[1],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +92,10 @@ VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"零一二三四", 
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_bert")
+    return _built_once(tmp_path_factory, "tiny_bert", _write_tiny_bert)
+
+
+def _write_tiny_bert(folder: Path) -> Path:
     (folder / "vocab.txt").write_text("\n".join(VOCABULARY) + "\n", encoding="utf-8")
     BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
     torch.manual_seed(0)
@@ -77,7 +108,13 @@ def tiny_bert(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def plm_data(tiny_data, tiny_bert, tmp_path_factory) -> Path:
     """A copy of ``tiny_data`` with the tiny BERT's features of every utterance in plm_features/."""
-    data = tmp_path_factory.mktemp("plm_data") / "data"
+    return _built_once(
+        tmp_path_factory, "plm_data", lambda folder: _with_plm_features(tiny_data, tiny_bert, folder)
+    )
+
+
+def _with_plm_features(tiny_data: Path, tiny_bert: Path, folder: Path) -> Path:
+    data = folder / "data"
     shutil.copytree(tiny_data, data)
     script = PLUGIN_DIR.parent / "scripts" / "extract_plm_features.py"
     command = [sys.executable, str(script), "--data", str(data), "--plm", str(tiny_bert)]
@@ -102,7 +139,10 @@ def _run(module, *args, cwd):
 @pytest.fixture(scope="session")
 def language_model(tiny_data, tmp_path_factory):
     """A tiny transformer LM, trained with stock fairseq-train on '九 九 九' lines, over tiny_data's dict."""
-    root = tmp_path_factory.mktemp("lm")
+    return _built_once(tmp_path_factory, "lm", lambda root: _train_language_model(tiny_data, root))
+
+
+def _train_language_model(tiny_data: Path, root: Path) -> Path:
     (root / "train.txt").write_text("\n".join(" ".join([FAVOURITE] * n) for n in range(2, 8)) * 20 + "\n")
     _run("fairseq_cli.preprocess", "--only-source", "--srcdict", str(tiny_data / "dict.txt"), "--trainpref",
          "train.txt", "--validpref", "train.txt", "--destdir", "bin", "--workers", "1", cwd=root)  # fmt: skip
