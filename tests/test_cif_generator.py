@@ -128,3 +128,28 @@ def test_decoding_steps_equal_the_fire_counts(model_and_sample):
         for h in hypotheses:
             length = len(h["tokens"])
             assert length <= count and (length == count or h["tokens"][-1] == eos)
+
+
+def test_nar_decoding_takes_the_arg_max_of_each_cif_position(tiny_data):
+    """A NAR decoder reads all CIF vectors at once: each step is the best emittable token there."""
+    _, task, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny", ["--do-decoder-nar"])
+    torch.manual_seed(12)
+    model.eval()
+    task.load_dataset("dev")
+    dataset, dictionary = task.datasets["dev"], task.target_dictionary
+    sample = dataset.collater([dataset[i] for i in range(3)])
+    generator = CifGenerator(model, dictionary, beam=4)
+    assert generator.mode == "nar"
+    with torch.no_grad():
+        results = generator.generate([model], sample)
+        encoder = model.forward_encoder(sample["net_input"]["src_tokens"], sample["net_input"]["src_lengths"])
+        cif = model.forward_cif(encoder, tail_threshold=generator.tail_threshold)
+        logits = model.decoder(None, encoder_out=cif)[0]
+    for b, hypotheses in enumerate(results):
+        log_probs = torch.log_softmax(logits[b, : int(cif["fire_counts"][b])].float(), dim=-1)
+        log_probs[:, [dictionary.pad(), dictionary.bos()]] = float("-inf")
+        best, tokens = log_probs.max(dim=-1)
+        tokens, best = tokens.tolist(), best
+        cut = tokens.index(dictionary.eos()) + 1 if dictionary.eos() in tokens else len(tokens)
+        assert len(hypotheses) == 1 and hypotheses[0]["tokens"].tolist() == tokens[:cut]
+        torch.testing.assert_close(hypotheses[0]["positional_scores"], best[:cut])

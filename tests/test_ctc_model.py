@@ -7,7 +7,13 @@ import subprocess
 import pytest
 import torch
 
-from cif_plugin.ops.ctc import ctc_greedy_spans, ctc_greedy_tokens, ctc_loss_sum, ctc_prefix_beam_search
+from cif_plugin.ops.ctc import (
+    ctc_best_path_scores,
+    ctc_greedy_spans,
+    ctc_greedy_tokens,
+    ctc_loss_sum,
+    ctc_prefix_beam_search,
+)
 
 from decoded_text import assert_same_decoding, ctc_search, decode_in_process, printed_hypotheses
 from fairseq_setup import build_from_command_line, fairseq_cli
@@ -55,6 +61,15 @@ def test_greedy_decoding_merges_repeats_and_drops_blanks():
         [(2, 0, 2), (2, 3, 4), (3, 4, 6)],
         [(3, 1, 2), (3, 4, 6)],
     ]
+
+
+def test_best_path_score_is_the_sum_of_the_frame_maxima_over_valid_frames():
+    """Greedy CTC hypotheses are scored by their own path: the best path's probability, padding left out."""
+    torch.manual_seed(6)
+    log_probs = torch.log_softmax(torch.randn(3, 6, 5, dtype=torch.float64), dim=-1)
+    lengths = torch.tensor([6, 2, 4])
+    expected = [sum(max(log_probs[b, t].tolist()) for t in range(int(lengths[b]))) for b in range(3)]
+    assert ctc_best_path_scores(log_probs, lengths) == pytest.approx(expected, rel=1e-12)
 
 
 def test_paper_ctc_model_size(aishell_data):
