@@ -210,6 +210,10 @@ def test_token_spans_tile_the_path_and_spell_the_unpacked_tokens():
     one, two = 101, 102
     spans = asg_token_spans([5, 5, 7, one, one], [one])
     assert [(s.label, s.start, s.end) for s in spans] == [(5, 0, 2), (7, 2, 3), (7, 3, 5)]
+    # "2" = two repetitions over three frames: integer frame bounds, split 1 + 2.
+    spans = asg_token_spans([5, two, two, two], [one, two])
+    assert [(s.label, s.start, s.end) for s in spans] == [(5, 0, 1), (5, 1, 2), (5, 2, 4)]
+    assert all(isinstance(v, int) for s in spans for v in (s.start, s.end))
     generator = torch.Generator().manual_seed(1)
     labels = torch.tensor([5, 6, one, two])
     for _ in range(300):

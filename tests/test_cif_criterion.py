@@ -181,4 +181,6 @@ def test_teacher_forced_predictions_and_edit_errors():
             logits[b, i, token] = 5.0
     predictions = teacher_forced_predictions(logits, torch.tensor([4, 2]), drop=[0, 1, 2])
     assert predictions == [[4, 5], [5, 5]]
+    # More fires than decoder positions: every position counts, and no more.
+    assert teacher_forced_predictions(logits, torch.tensor([5, 9]), drop=[0, 1, 2]) == [[4, 5], [5, 5, 4]]
     assert edit_errors(predictions, [[4, 5, 5], [5]]) == (2, 4)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from fairseq import checkpoint_utils
 
-from cif_plugin.criterions.distillation_losses import cosine_distance_loss, negative_count, sample_negatives
+from cif_plugin.criterions.distillation_losses import cosine_distance_loss, negative_count
 
 from decoded_text import assert_same_decoding, ctc_search, decode_in_process, printed_hypotheses
 from fairseq_setup import build_from_command_line, fairseq_cli, tiny_train_command
@@ -42,6 +42,9 @@ def test_cosine_distance_loss_is_one_minus_the_cosine_of_each_row():
     student = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0]])
     teacher = torch.tensor([[2.0, 0.0], [1.0, 0.0], [-3.0, -4.0]])  # cosines 1, 0, -1
     assert cosine_distance_loss(student, teacher).item() == pytest.approx(0.0 + 1.0 + 2.0)
+    # Norms are floored at 1e-6: a student row of norm 1e-8 has cosine 0.01, not 1.
+    tiny = cosine_distance_loss(torch.tensor([[1e-8, 0.0]]), torch.tensor([[1.0, 0.0]]))
+    assert tiny.item() == pytest.approx(1.0 - 0.01, rel=1e-5)
 
 
 def test_the_branch_exists_only_with_knowledge_transfer(plm_data):
@@ -99,9 +102,11 @@ def test_loss_adds_quantity_and_transfer_terms_to_ctc(plm_data, kind):
         expected = (1 - F.cosine_similarity(student, teacher, dim=-1)).sum()
         assert log["kt_loss"] == pytest.approx(expected.item(), rel=1e-5)
     else:
-        # The same negatives as the criterion: its per-batch generator, recreated.
+        # The same negatives as the criterion: K distinct rows per anchor, drawn uniformly from its
+        # per-batch generator (recreated here).
         count = negative_count(len(student), criterion.cfg.num_contrastive_negative_samples)
-        negatives = sample_negatives(len(student), count, criterion.batch_generator(sample, student.device))
+        generator = criterion.batch_generator(sample, student.device)
+        negatives = torch.multinomial(torch.ones(len(student), len(student)), count, generator=generator)
         expected, correct = _direct_contrastive_loss(
             student,
             teacher,

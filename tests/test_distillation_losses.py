@@ -6,7 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cif_plugin.criterions.distillation_losses import acd_loss, lrd_loss, negative_count, sample_negatives
+from cif_plugin.criterions.distillation_losses import (
+    acd_loss,
+    contrastive_distillation,
+    lrd_loss,
+    negative_count,
+    sample_negatives,
+)
 
 
 def test_identical_student_and_teacher_with_orthogonal_negatives_give_zero_loss():
@@ -31,6 +37,7 @@ def test_a_self_negative_does_not_change_the_loss_with_remove_overlap():
 def test_equals_the_direct_n_by_k_by_d_computation():
     generator = torch.Generator().manual_seed(2)
     student, teacher = torch.randn(7, 16, generator=generator), torch.randn(7, 16, generator=generator)
+    student[3] *= 1e-8  # below the 1e-6 norm floor: its cosines shrink instead of staying unit-norm
     negatives = sample_negatives(7, 5, generator)
     loss, correct = acd_loss(student, teacher, negatives, 0.05, remove_overlap=True)
     # The reference: gather an N x K x D tensor of negatives and take cosines one by one.
@@ -60,3 +67,29 @@ def test_lrd_against_hand_computation():
     # valid squared errors: (1 + 0), (0 + 4), (9 + 16)
     assert lrd_loss(student, teacher, valid, dim_scaling=False).item() == 1 + 4 + 25
     assert lrd_loss(student, teacher, valid, dim_scaling=True).item() == (1 + 4 + 25) / 2
+
+
+def test_negatives_are_drawn_from_the_given_generator():
+    expected = torch.multinomial(
+        torch.ones(9, 9), 4, replacement=False, generator=torch.Generator().manual_seed(5)
+    )
+    torch.manual_seed(123)  # the global generator must not matter
+    assert torch.equal(sample_negatives(9, 4, torch.Generator().manual_seed(5)), expected)
+
+
+def test_contrastive_distillation_with_one_negative_and_with_none():
+    generator = torch.Generator().manual_seed(6)
+    student, teacher = torch.randn(2, 8, generator=generator), torch.randn(2, 8, generator=generator)
+    assert negative_count(2, 1) == 1
+    for remove_overlap in (False, True):
+        loss, correct = contrastive_distillation(
+            student, teacher, 1, 0.1, remove_overlap, torch.Generator().manual_seed(7)
+        )
+        negatives = sample_negatives(2, 1, torch.Generator().manual_seed(7))
+        expected, expected_correct = acd_loss(student, teacher, negatives, 0.1, remove_overlap)
+        torch.testing.assert_close(loss, expected)
+        assert correct == expected_correct
+    # A single anchor has no negatives: zero loss, nothing counted, as 0-d float32 and int64.
+    loss, correct = contrastive_distillation(student[:1], teacher[:1], 700, 0.1, True)
+    assert loss.shape == () and loss.dtype == torch.float32 and loss.item() == 0.0
+    assert correct.shape == () and correct.dtype == torch.long and correct.item() == 0
