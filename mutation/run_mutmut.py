@@ -8,6 +8,7 @@ killed / (all - equivalent). Re-running continues where a killed run stopped: mu
 mutant's result in the workspace (``--fresh`` starts over).
 
 Usage: python mutation/run_mutmut.py [--workspace build/mutation] [--max-children N] [--fresh]
+       [--rerun-not-killed] [--report-only]
 """
 
 import argparse
@@ -89,9 +90,11 @@ def _module_of(mutant: str) -> str:
 
 
 def _function_of(mutant: str) -> str:
-    name = mutant.rsplit(".", 1)[1]
-    name = re.sub(r"__mutmut_\d+$", "", name)
-    return name[1:].replace("ǁ", ".").strip(".").lstrip("_") if name.startswith("x") else name
+    """mutmut's mangled name -> ``function`` or ``Class.method``."""
+    name = re.sub(r"__mutmut_\d+$", "", mutant.rsplit(".", 1)[1])
+    if name.startswith("xǁ"):
+        return ".".join(name[2:].split("ǁ"))
+    return name[2:] if name.startswith("x_") else name
 
 
 def _equivalence(rules: List[dict], module: str, function: str, changed: List[str]) -> Optional[str]:
@@ -123,8 +126,8 @@ def write_report(
         module = _module_of(mutant)
         if module not in modules:
             continue
-        if status in KILLED:
-            counts[module]["killed"] += 1
+        if status in KILLED or status == "not checked":
+            counts[module]["killed" if status in KILLED else "not run yet"] += 1
             continue
         changed = _changed_lines(workspace, mutant)
         why = _equivalence(rules, module, _function_of(mutant), changed)
@@ -151,15 +154,20 @@ def write_report(
     for module in modules:
         c = counts[module]
         total = sum(c.values())
-        not_killed = total - c["killed"] - c["equivalent"]
-        effective = total - c["equivalent"]
+        not_killed = total - c["killed"] - c["equivalent"] - c["not run yet"]
+        effective = total - c["equivalent"] - c["not run yet"]
         score = f"{100.0 * c['killed'] / effective:.1f} %" if effective else "-"
         lines.append(f"| `{module}` | {total} | {c['killed']} | {c['equivalent']} | {not_killed} | {score} |")
     lines += [
         "",
         "Score = killed / (mutants - equivalent); a timeout or crash under a mutant counts as killed.",
-        "",
     ]
+    pending = sum(c["not run yet"] for c in counts.values())
+    if pending:
+        lines.append(
+            f"**{pending} mutants not run yet** (an interrupted run): they are left out of the scores."
+        )
+    lines.append("")
     for module in modules:
         if not equivalents[module]:
             continue
@@ -187,6 +195,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument("--fresh", action="store_true", help="forget the results of an earlier run")
     parser.add_argument("--report-only", action="store_true", help="write the report from the results so far")
+    parser.add_argument(
+        "--rerun-not-killed",
+        action="store_true",
+        help="after adding tests: run again only the mutants that survived or had no tests",
+    )
     args = parser.parse_args(argv)
     if not MUTMUT.exists():
         parser.error(f"{MUTMUT} not found: `make mutation` installs mutmut (requirements-mutation.txt)")
@@ -202,9 +215,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         log = workspace / "mutmut.log"
         env = _with_fixture_cache(workspace, modules)
         print(f"mutmut run in {workspace} ({args.max_children} at a time); progress in {log}", flush=True)
+        names = []
+        if args.rerun_not_killed:
+            names = [
+                name for name, status in _results(workspace).items() if status in ("survived", "no tests")
+            ]
+            print(f"running again the {len(names)} mutants not killed so far", flush=True)
         with log.open("a", encoding="utf-8") as handle:
             run = subprocess.run(
-                [str(MUTMUT), "run", "--max-children", str(args.max_children)], cwd=workspace,
+                [str(MUTMUT), "run", "--max-children", str(args.max_children), *names], cwd=workspace,
                 stdout=handle, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
         if run.returncode != 0:

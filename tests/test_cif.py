@@ -243,10 +243,11 @@ def test_scaling_formula_with_its_epsilon():
     """alpha * L / (sum(alpha) + 1e-8), float32 out for float16 in; a sum of 1e-8 shows the epsilon."""
     tiny = scale_to_target_lengths(torch.tensor([[1e-8, 0.0]], dtype=torch.float64), torch.tensor([1]))
     torch.testing.assert_close(tiny, torch.tensor([[0.5, 0.0]], dtype=torch.float64))
-    alpha = torch.tensor([[0.25, 0.5, 0.125], [0.5, 0.0, 0.0]], dtype=torch.float16)
-    scaled = scale_to_target_lengths(alpha, torch.tensor([3, 1]))
+    # float16 weights are summed in float32: 300 of them would lose their last bits in float16.
+    alpha = torch.rand(2, 300, generator=torch.Generator().manual_seed(3)).half()
+    scaled = scale_to_target_lengths(alpha, torch.tensor([30, 100]))
     assert scaled.dtype == torch.float32
-    expected = alpha.float() * torch.tensor([[3.0], [1.0]]) / (alpha.float().sum(1, keepdim=True) + 1e-8)
+    expected = alpha.float() * torch.tensor([[30.0], [100.0]]) / (alpha.float().sum(1, keepdim=True) + 1e-8)
     torch.testing.assert_close(scaled, expected)
 
 

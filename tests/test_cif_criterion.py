@@ -8,7 +8,7 @@ import torch
 from fairseq import metrics
 from fairseq import utils as fairseq_utils
 
-from cif_plugin.criterions.cif_losses import teacher_forced_predictions
+from cif_plugin.criterions.cif_losses import cross_entropy_sum, teacher_forced_predictions
 from cif_plugin.criterions.error_rates import edit_errors
 
 from fairseq_setup import build_from_command_line
@@ -172,6 +172,26 @@ def test_bfloat16_model_trains_with_float32_losses(tiny_data, setup):
     reference_gradient = torch.cat([p.grad.flatten() for p in reference.parameters()])
     cosine = torch.nn.functional.cosine_similarity(gradient, reference_gradient, dim=0)
     assert cosine > 0.99, "bfloat16 gradients point elsewhere than float32 ones"
+
+
+@pytest.mark.parametrize("steps", [2, 3, 5])
+def test_cross_entropy_covers_the_shorter_of_decoder_steps_and_targets(steps):
+    """The decoder runs as many steps as the CIF fired, which may be fewer or more than the targets."""
+    torch.manual_seed(steps)
+    logits, targets, pad = torch.randn(2, steps, 7), torch.tensor([[3, 4, 5], [6, 2, 1]]), 1
+    smoothed, nll = cross_entropy_sum(logits, targets, pad, label_smoothing=0.1)
+    log_probs = torch.log_softmax(logits.double(), -1)
+    expected_nll = expected_smoothed = 0.0
+    for b in range(2):
+        for i in range(min(steps, 3)):
+            if targets[b, i] == pad:
+                continue
+            token_nll = -log_probs[b, i, targets[b, i]].item()
+            expected_nll += token_nll
+            eps_i = 0.1 / (7 - 1)
+            expected_smoothed += (1 - 0.1 - eps_i) * token_nll + eps_i * -log_probs[b, i].sum().item()
+    assert nll.item() == pytest.approx(expected_nll, rel=1e-5)
+    assert smoothed.item() == pytest.approx(expected_smoothed, rel=1e-5)
 
 
 def test_teacher_forced_predictions_and_edit_errors():

@@ -52,6 +52,23 @@ def test_ctc_loss_equals_the_sum_over_all_alignment_paths():
     assert loss.item() == pytest.approx(expected, rel=1e-9)
 
 
+def test_ctc_loss_with_another_blank_and_an_impossible_utterance():
+    """Blank index 3 (not 0), float16 logits in float32, and an utterance with fewer frames than its
+    labels need: zero by default (its infinite loss dropped), infinite without zero_infinity."""
+    torch.manual_seed(1)
+    logits = torch.randn(2, 4, 5, dtype=torch.float16)
+    labels = torch.tensor([[1, 2, 4], [0, 1, 2]])
+    frames, lengths = torch.tensor([4, 2]), torch.tensor([2, 3])  # row 1: 3 labels in 2 frames
+    log_probs = torch.log_softmax(logits.float(), -1)
+    possible = torch.nn.functional.ctc_loss(
+        log_probs[0, :4].unsqueeze(1), labels[:1, :2], [4], [2], blank=3, reduction="sum"
+    )
+    loss = ctc_loss_sum(logits, frames, labels, lengths, pad=4, blank=3)
+    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(possible.item(), rel=1e-6)
+    strict = ctc_loss_sum(logits, frames, labels, lengths, pad=4, blank=3, zero_infinity=False)
+    assert math.isinf(strict.item())
+
+
 def test_greedy_decoding_merges_repeats_and_drops_blanks():
     best = [[2, 2, 0, 2, 3, 3, 0], [0, 3, 0, 0, 3, 3, 2]]
     logits = torch.nn.functional.one_hot(torch.tensor(best), 4).float()
