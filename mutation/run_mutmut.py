@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 MUTMUT = Path(sys.executable).with_name("mutmut")
 ALSO_COPY = ["examples", "scripts", "egs", "docs", "benchmarks", "pytest.ini", "README.md", "setup.py"]
 KILLED = {"killed", "timeout", "segfault"}  # a mutant that crashes or hangs the tests is caught too
+CLI_TESTS = "fairseq_generate or fairseq_train or align_script or an_ngram_lm_with_a_cif_model"
 
 
 def _copy_repository(workspace: Path) -> None:
@@ -48,7 +49,10 @@ def _write_config(workspace: Path, modules: Dict[str, List[str]]) -> None:
     lines += [f"    {module}" for module in modules]
     lines += ["also_copy ="] + [f"    {path}" for path in ALSO_COPY]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {test}" for test in tests]
-    lines += ["pytest_add_cli_args = -p no:cacheprovider", "process_isolation = forkserver", ""]
+    # The command-line tests (fairseq-train/-generate in a subprocess) take 10-20 s each and check the
+    # plumbing; the unit tests next to them exercise the same functions in process.
+    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -k", f"    not ({CLI_TESTS})"]
+    lines += ["process_isolation = forkserver", ""]
     (workspace / "setup.cfg").write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -60,7 +64,8 @@ def _with_fixture_cache(workspace: Path, modules: Dict[str, List[str]]) -> Dict[
     env = {**os.environ, "CIF_TEST_FIXTURE_CACHE": str(cache)}
     env.pop("MUTANT_UNDER_TEST", None)
     tests = sorted({test for module_tests in modules.values() for test in module_tests})
-    setup = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--setup-only", *tests]
+    setup = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", f"not ({CLI_TESTS})"]
+    setup += ["--setup-only", *tests]
     subprocess.run(setup, cwd=workspace, env=env, check=True, capture_output=True)
     return env
 
