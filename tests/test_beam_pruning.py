@@ -10,12 +10,14 @@ import math
 
 import pytest
 import torch
+from fairseq.data import Dictionary
 from test_ctc_lm_fusion import BigramScorer
 from test_ctc_model import BLANK
 
 from cif_plugin.generation import CifGenerator
 from cif_plugin.generation.language_models import load_fairseq_lm
-from cif_plugin.ops.ctc import ctc_prefix_beam_search
+from cif_plugin.generation.prefix_lm_scorers import FairseqLmPrefixScorer
+from cif_plugin.ops.ctc import ctc_blank_index, ctc_prefix_beam_search
 
 from fairseq_setup import build_from_command_line
 
@@ -84,7 +86,7 @@ def test_ctc_prefix_beam_search_prunes_like_the_reference(seed, beam):
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("lm_weight, token_bonus", [(0.5, 0.0), (1.3, 0.4)])
+@pytest.mark.parametrize("lm_weight, token_bonus", [(0.5, 0.0), (1.0, 0.0), (1.3, 0.4)])
 def test_fused_ctc_prefix_beam_search_prunes_like_the_reference(seed, lm_weight, token_bonus):
     log_probs = _random_frames(100 + seed)
     vocab = log_probs.size(1)
@@ -97,6 +99,48 @@ def test_fused_ctc_prefix_beam_search_prunes_like_the_reference(seed, lm_weight,
     assert [prefix for prefix, _ in found] == [prefix for prefix, _ in expected]
     for (_, score), (_, reference) in zip(found, expected, strict=True):
         assert score == pytest.approx(reference, rel=1e-9)
+
+
+def test_a_scorer_without_weight_or_a_weight_without_scorer_is_plain_search():
+    log_probs = _random_frames(200)
+    plain = ctc_prefix_beam_search(log_probs, BLANK, 3)
+    scorer = BigramScorer(torch.log_softmax(torch.randn(7, 7, dtype=torch.float64), -1))
+    assert ctc_prefix_beam_search(log_probs, BLANK, 3, scorer) == plain  # lm_weight defaults to 0
+    assert ctc_prefix_beam_search(log_probs, BLANK, 3, None, lm_weight=0.7) == plain
+
+
+class _OnePrefixAtATime:
+    """A fairseq LM scored prefix by prefix, with no batching or cache: log P(label | </s> prefix)."""
+
+    def __init__(self, lm, eos):
+        self.lm, self.eos = lm, eos
+
+    def _next(self, prefix):
+        logits, _ = self.lm(torch.tensor([[self.eos, *prefix]]))
+        return torch.log_softmax(logits[0, -1].float(), -1).tolist()
+
+    def score(self, prefix, label):
+        return self._next(prefix)[label]
+
+    def end_score(self, prefix):
+        return self._next(prefix)[self.eos]
+
+
+def test_fused_ctc_prefix_beam_search_with_a_fairseq_lm_prunes_like_the_reference(tiny_data, language_model):
+    """The batched, cached fairseq LM scorer gives the search what one-prefix-at-a-time scoring gives."""
+    dictionary = Dictionary.load(str(tiny_data / "dict.txt"))
+    lm = load_fairseq_lm(str(language_model), dictionary, str(tiny_data))
+    blank = ctc_blank_index(dictionary)
+    log_probs = _random_frames(300, frames=6, vocab=len(dictionary))
+    batched = FairseqLmPrefixScorer(lm, dictionary.eos(), dictionary.pad())
+    with torch.no_grad():
+        found = ctc_prefix_beam_search(log_probs, blank, 3, batched, 0.8, 0.5)
+        expected = _reference_prefix_beam_search(
+            log_probs, blank, 3, _OnePrefixAtATime(lm, dictionary.eos()), 0.8, 0.5
+        )
+    assert [prefix for prefix, _ in found] == [prefix for prefix, _ in expected]
+    for (_, score), (_, reference) in zip(found, expected, strict=True):
+        assert score == pytest.approx(reference, rel=1e-5)
 
 
 def _peaked(path, vocab=6, peak=0.9):

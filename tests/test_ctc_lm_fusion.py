@@ -4,6 +4,7 @@ scorers against their own definitions, and fairseq-generate with a fairseq LM an
 import itertools
 import math
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -139,6 +140,12 @@ def test_kenlm_scorer_follows_the_arpa_back_off_rule(tiny_data, arpa):
     assert scorer.end_score((nine,)) == pytest.approx(-0.4 * LN_10, abs=1e-5)  # 九 </s>
     assert scorer.end_score((nine, one)) == pytest.approx((-0.2 - 1.0) * LN_10, abs=1e-5)
     assert scorer.score((), one) == pytest.approx((-0.5 - 2.0) * LN_10, abs=1e-5)  # back-off(<s>) + P(一)
+
+
+def test_kenlm_scorer_without_kenlm_names_the_file(tiny_data, arpa, monkeypatch):
+    monkeypatch.setitem(sys.modules, "kenlm", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"n-gram LM .*bigram\.arpa: the kenlm module is not installed"):
+        KenLmPrefixScorer(str(arpa), Dictionary.load(str(tiny_data / "dict.txt")))
 
 
 def _generate(tiny_data, checkpoint, *options):
