@@ -1,6 +1,7 @@
 """The ASG operator against brute-force enumeration of every label path, gradcheck, and CUDA = CPU."""
 
 import itertools
+import sys
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from cif_plugin.ops.asg import (
     reference_log_partitions,
     unpack_replabels,
 )
+from cif_plugin.ops.asg.asg_loss import native_extension
 
 IMPLEMENTATIONS = ["native", "python"]
 
@@ -263,3 +265,31 @@ def test_cuda_log_partitions_equal_brute_force():
     got = asg_log_partitions(*(x.cuda() for x in batch))
     for value, reference in zip(got, expected, strict=True):
         torch.testing.assert_close(value.cpu(), reference, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("needs_grad", ["emissions", "transitions"])
+def test_native_gradient_of_one_input_alone(needs_grad):
+    """Frozen emissions (or transitions) still give the other input its full gradient."""
+    emissions, transitions, targets, input_lengths, target_lengths = _batch(21)
+    both = (emissions.clone().requires_grad_(True), transitions.clone().requires_grad_(True))
+    asg_loss(*both, targets, input_lengths, target_lengths).backward()
+    one = (
+        emissions.clone().requires_grad_(needs_grad == "emissions"),
+        transitions.clone().requires_grad_(needs_grad == "transitions"),
+    )
+    asg_loss(*one, targets, input_lengths, target_lengths).backward()
+    index = 0 if needs_grad == "emissions" else 1
+    torch.testing.assert_close(one[index].grad, both[index].grad)
+    assert one[1 - index].grad is None
+
+
+def test_a_missing_extension_says_how_to_build_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cif_plugin.ops.asg._asg_cpu", None)  # as if it were not built
+    with pytest.raises(
+        ImportError, match=r"the ASG extension _asg_cpu is not built \(.*\): run `make install`"
+    ):
+        native_extension(torch.device("cpu"))
+    with pytest.raises(ImportError, match=r"CUDA_HOME or nvcc\), or use the pure-PyTorch implementation "):
+        native_extension(torch.device("cpu"))
+    with pytest.raises(ImportError, match=r"\(implementation='python', --asg-implementation python\)"):
+        native_extension(torch.device("cpu"))
