@@ -293,3 +293,18 @@ def test_a_missing_extension_says_how_to_build_it(monkeypatch):
         native_extension(torch.device("cpu"))
     with pytest.raises(ImportError, match=r"\(implementation='python', --asg-implementation python\)"):
         native_extension(torch.device("cpu"))
+
+
+def test_reference_ignores_whatever_pads_the_targets():
+    emissions, transitions, targets, input_lengths, target_lengths = _batch(22)
+    padded_with_zero = targets.clone()
+    padded_with_junk = targets.clone()
+    for b, length in enumerate(target_lengths.tolist()):
+        padded_with_zero[b, length:] = 0
+        padded_with_junk[b, length:] = torch.tensor([-1, 7, 99])[: 3 - length]
+    expected = reference_log_partitions(
+        emissions, transitions, padded_with_zero, input_lengths, target_lengths
+    )
+    found = reference_log_partitions(emissions, transitions, padded_with_junk, input_lengths, target_lengths)
+    for a, b in zip(found, expected, strict=True):
+        torch.testing.assert_close(a, b)

@@ -169,19 +169,20 @@ def test_ctc_prefix_beam_search_on_peaked_frames_finds_the_path_labels(path, lab
 # --- CIF beam search ---------------------------------------------------------------------------
 
 
-def _fused_next_log_probs(generator, tokens, cif_out, eos):
-    """Log-probs of the token after ``tokens`` by teacher forcing the whole prefix (no cached state)."""
+def _fused_next_log_probs(generator, tokens, cif_out, eos, lm=None, lm_weight=0.0):
+    """Log-probs of the token after ``tokens`` by teacher forcing the whole prefix (no cached state),
+    plus ``lm_weight`` times the LM's."""
     prev = torch.tensor([[eos, *tokens]])
     logits, _ = generator.model.decoder(prev, {"cif_out": cif_out[:, : len(tokens) + 1]})
     log_probs = torch.log_softmax(logits[0, -1].float(), -1)
     log_probs[generator.banned] = -math.inf
-    if generator.lm is not None:
-        lm_logits, _ = generator.lm(prev)
-        log_probs = log_probs + generator.lm_weight * torch.log_softmax(lm_logits[0, -1].float(), -1)
+    if lm is not None:
+        lm_logits, _ = lm(prev)
+        log_probs = log_probs + lm_weight * torch.log_softmax(lm_logits[0, -1].float(), -1)
     return log_probs
 
 
-def _reference_cif_beam_search(generator, cif_out, steps, eos, beam):
+def _reference_cif_beam_search(generator, cif_out, steps, eos, beam, lm=None, lm_weight=0.0):
     """Keep the ``beam`` best (tokens, score) after every step; a finished hypothesis extends with
     </s> at no cost. Returns them best first, cut after the first </s>."""
     hypotheses = [((), 0.0)]
@@ -191,7 +192,7 @@ def _reference_cif_beam_search(generator, cif_out, steps, eos, beam):
             if eos in tokens:
                 candidates.append((tokens + (eos,), score))
                 continue
-            log_probs = _fused_next_log_probs(generator, tokens, cif_out, eos).tolist()
+            log_probs = _fused_next_log_probs(generator, tokens, cif_out, eos, lm, lm_weight).tolist()
             candidates += [(tokens + (v,), score + lp) for v, lp in enumerate(log_probs) if lp > -math.inf]
         hypotheses = sorted(candidates, key=lambda item: -item[1])[:beam]
     return [
@@ -208,13 +209,15 @@ def cif_model(tiny_data):
     return task.target_dictionary, model.eval()
 
 
-def _check_against_reference(generator, dictionary, seed, steps=4):
+def _check_against_reference(generator, dictionary, seed, steps=4, lm=None, lm_weight=0.0):
     cif_out = torch.randn(1, steps, 64, generator=torch.Generator().manual_seed(seed))
     cif = {"cif_out": cif_out, "fire_counts": torch.tensor([steps]), "fire_frames": torch.arange(steps)[None]}
     with torch.no_grad():
         tokens, step_scores = generator._beam_search(cif)
         found = generator._hypotheses(tokens, step_scores, cif["fire_counts"], cif["fire_frames"])[0]
-        expected = _reference_cif_beam_search(generator, cif_out, steps, dictionary.eos(), generator.beam)
+        expected = _reference_cif_beam_search(
+            generator, cif_out, steps, dictionary.eos(), generator.beam, lm, lm_weight
+        )
     assert [tuple(h["tokens"].tolist()) for h in found] == [tokens for tokens, _ in expected]
     for hypothesis, (_, score) in zip(found, expected, strict=True):
         assert hypothesis["score"].item() == pytest.approx(score, abs=1e-4)
@@ -233,7 +236,7 @@ def test_fused_cif_beam_search_prunes_like_the_reference(cif_model, language_mod
     dictionary, model = cif_model
     lm = load_fairseq_lm(str(language_model), dictionary, str(tiny_data))
     generator = CifGenerator(model, dictionary, beam=3, nbest=3, lm=lm, lm_weight=lm_weight)
-    _check_against_reference(generator, dictionary, seed=20)
+    _check_against_reference(generator, dictionary, seed=20, lm=lm, lm_weight=lm_weight)
 
 
 @pytest.mark.parametrize("lm_weight", [0.3, 1.0, 2.5])
@@ -251,6 +254,6 @@ def test_greedy_fused_scores_are_asr_plus_weighted_lm_log_probs(
         tokens, step_scores = generator._greedy({"cif_out": cif_out})
         tokens, step_scores = tokens[0, 0].tolist(), step_scores[0, 0]
         for step in range(steps):
-            fused = _fused_next_log_probs(generator, tokens[:step], cif_out, dictionary.eos())
+            fused = _fused_next_log_probs(generator, tokens[:step], cif_out, dictionary.eos(), lm, lm_weight)
             assert tokens[step] == int(fused.argmax())
             assert step_scores[step].item() == pytest.approx(fused[tokens[step]].item(), abs=1e-5)

@@ -4,8 +4,10 @@ import itertools
 
 import pytest
 import torch
+from fairseq_cli.generate import get_symbols_to_strip_from_output
 
 from cif_plugin.generation import CifGenerator
+from cif_plugin.generation.language_models import load_fairseq_lm
 
 from fairseq_setup import build_from_command_line
 
@@ -153,3 +155,31 @@ def test_nar_decoding_takes_the_arg_max_of_each_cif_position(tiny_data):
         cut = tokens.index(dictionary.eos()) + 1 if dictionary.eos() in tokens else len(tokens)
         assert len(hypotheses) == 1 and hypotheses[0]["tokens"].tolist() == tokens[:cut]
         torch.testing.assert_close(hypotheses[0]["positional_scores"], best[:cut])
+
+
+def test_generator_options_and_defaults(model_and_sample, language_model, tiny_data):
+    """Greedy by default; beam > 1 returns nbest hypotheses; an LM fuses only with a non-zero weight;
+    what fairseq-generate reads from a generator."""
+    task, model, sample = model_and_sample
+    dictionary = task.target_dictionary
+    generator = CifGenerator(model, dictionary)
+    assert generator.mode == "greedy" and generator.tgt_dict is dictionary
+    assert get_symbols_to_strip_from_output(generator) == {dictionary.eos()}
+    for beam in (2, 3):
+        results = CifGenerator(model, dictionary, beam=beam, nbest=beam).generate([model], sample)
+        assert all(len(hypotheses) == beam for hypotheses in results)
+    lm = load_fairseq_lm(str(language_model), dictionary, str(tiny_data))
+    assert CifGenerator(model, dictionary, lm=lm).lm is None  # lm_weight defaults to 0: no fusion
+    assert CifGenerator(model, dictionary, lm=lm, lm_weight=1.0).lm is lm
+    assert CifGenerator(model, dictionary, lm=None, lm_weight=0.5).lm is None
+    with pytest.raises(ValueError, match="--nbest 3 cannot exceed --beam 2"):
+        CifGenerator(model, dictionary, beam=2, nbest=3)
+
+
+def test_lm_fusion_with_a_nar_decoder_is_refused(tiny_data, language_model):
+    _, task, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny", ["--do-decoder-nar"])
+    lm = load_fairseq_lm(str(language_model), task.target_dictionary, str(tiny_data))
+    with pytest.raises(
+        ValueError, match="LM fusion needs an autoregressive decoder; this model's decoder is NAR"
+    ):
+        CifGenerator(model, task.target_dictionary, lm=lm, lm_weight=0.5)

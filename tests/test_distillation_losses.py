@@ -38,6 +38,7 @@ def test_equals_the_direct_n_by_k_by_d_computation():
     generator = torch.Generator().manual_seed(2)
     student, teacher = torch.randn(7, 16, generator=generator), torch.randn(7, 16, generator=generator)
     student[3] *= 1e-8  # below the 1e-6 norm floor: its cosines shrink instead of staying unit-norm
+    teacher[5] *= 1e-8
     negatives = sample_negatives(7, 5, generator)
     loss, correct = acd_loss(student, teacher, negatives, 0.05, remove_overlap=True)
     # The reference: gather an N x K x D tensor of negatives and take cosines one by one.
@@ -90,6 +91,6 @@ def test_contrastive_distillation_with_one_negative_and_with_none():
         torch.testing.assert_close(loss, expected)
         assert correct == expected_correct
     # A single anchor has no negatives: zero loss, nothing counted, as 0-d float32 and int64.
-    loss, correct = contrastive_distillation(student[:1], teacher[:1], 700, 0.1, True)
+    loss, correct = contrastive_distillation(student[:1].half(), teacher[:1].half(), 700, 0.1, True)
     assert loss.shape == () and loss.dtype == torch.float32 and loss.item() == 0.0
     assert correct.shape == () and correct.dtype == torch.long and correct.item() == 0
