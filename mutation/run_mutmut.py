@@ -222,10 +222,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"mutmut run in {workspace} ({args.max_children} at a time); progress in {log}", flush=True)
         names = []
         if args.rerun_not_killed:
-            names = [
-                name for name, status in _results(workspace).items() if status in ("survived", "no tests")
-            ]
-            print(f"running again the {len(names)} mutants not killed so far", flush=True)
+            wanted = ("survived", "no tests", "not checked")
+            names = [name for name, status in _results(workspace).items() if status in wanted]
+            print(f"running the {len(names)} mutants not killed so far (or not run yet)", flush=True)
         with log.open("a", encoding="utf-8") as handle:
             run = subprocess.run(
                 [str(MUTMUT), "run", "--max-children", str(args.max_children), *names], cwd=workspace,
