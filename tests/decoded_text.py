@@ -31,24 +31,33 @@ def printed_hypotheses(stdout: str) -> Decoded:
     return decoded
 
 
-def decode_in_process(checkpoint: Path, data_dir: Path, subset: str, search: Search) -> Decoded:
-    """``search(model, sample, dictionary)`` on every utterance of ``subset`` alone; text = its
-    tokens joined by spaces, ``</s>`` dropped."""
+def per_utterance(checkpoint: Path, data_dir: Path, subset: str, run: Callable) -> Dict[int, object]:
+    """``run(model, sample, dictionary)`` on every utterance of ``subset`` alone, by utterance id."""
     models, _, task = checkpoint_utils.load_model_ensemble_and_task(
         [str(checkpoint)], arg_overrides={"data": str(data_dir)}
     )
     model = models[0].eval()
     task.load_dataset(subset)
     dataset, dictionary = task.datasets[subset], task.target_dictionary
-    decoded: Decoded = {}
+    results = {}
     with torch.no_grad():
         for index in range(len(dataset)):
             sample = dataset.collater([dataset[index]])
-            decoded[int(sample["id"][0])] = [
-                (" ".join(dictionary[t] for t in tokens if t != dictionary.eos()), score)
-                for tokens, score in search(model, sample, dictionary)
-            ]
-    return decoded
+            results[int(sample["id"][0])] = run(model, sample, dictionary)
+    return results
+
+
+def decode_in_process(checkpoint: Path, data_dir: Path, subset: str, search: Search) -> Decoded:
+    """``search`` on every utterance of ``subset`` alone; text = its tokens joined by spaces,
+    ``</s>`` dropped."""
+
+    def decode(model, sample, dictionary):
+        return [
+            (" ".join(dictionary[t] for t in tokens if t != dictionary.eos()), score)
+            for tokens, score in search(model, sample, dictionary)
+        ]
+
+    return per_utterance(checkpoint, data_dir, subset, decode)
 
 
 def assert_same_decoding(printed: Decoded, expected: Decoded, rel: float = 1e-4) -> None:

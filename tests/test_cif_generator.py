@@ -151,7 +151,7 @@ def test_nar_decoding_takes_the_arg_max_of_each_cif_position(tiny_data):
         log_probs = torch.log_softmax(logits[b, : int(cif["fire_counts"][b])].float(), dim=-1)
         log_probs[:, [dictionary.pad(), dictionary.bos()]] = float("-inf")
         best, tokens = log_probs.max(dim=-1)
-        tokens, best = tokens.tolist(), best
+        tokens = tokens.tolist()
         cut = tokens.index(dictionary.eos()) + 1 if dictionary.eos() in tokens else len(tokens)
         assert len(hypotheses) == 1 and hypotheses[0]["tokens"].tolist() == tokens[:cut]
         torch.testing.assert_close(hypotheses[0]["positional_scores"], best[:cut])

@@ -9,7 +9,13 @@ from fairseq import checkpoint_utils
 from cif_plugin.generation import CifGenerator
 from cif_plugin.models import S2TCifTransformerModel
 
-from decoded_text import assert_same_decoding, cif_search, decode_in_process, printed_hypotheses
+from decoded_text import (
+    assert_same_decoding,
+    cif_search,
+    decode_in_process,
+    per_utterance,
+    printed_hypotheses,
+)
 from fairseq_setup import PLUGIN_DIR, fairseq_cli
 
 TRAIN = [
@@ -98,18 +104,12 @@ def test_fairseq_generate_prints_the_fire_frames_as_the_hard_alignment(tiny_data
         if line.startswith("A-"):
             name, pairs = line.split("\t")
             printed[int(name[2:])] = [tuple(int(v) for v in pair.split("-")) for pair in pairs.split()]
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task(
-        [str(tiny_checkpoint)], arg_overrides={"data": str(tiny_data)}
-    )
-    model = models[0].eval()
-    task.load_dataset("dev")
-    dataset, expected = task.datasets["dev"], {}
-    generator = CifGenerator(model, task.target_dictionary, beam=2)
-    with torch.no_grad():
-        for index in range(len(dataset)):
-            sample = dataset.collater([dataset[index]])
-            hypothesis = generator.generate([model], sample)[0][0]
-            frames = hypothesis["fire_frames"].tolist()
-            assert len(frames) == len(hypothesis["tokens"]) and frames == sorted(set(frames))
-            expected[int(sample["id"][0])] = [(frame, i) for i, frame in enumerate(frames)]
+
+    def fire_frame_pairs(model, sample, dictionary):
+        hypothesis = CifGenerator(model, dictionary, beam=2).generate([model], sample)[0][0]
+        frames = hypothesis["fire_frames"].tolist()
+        assert len(frames) == len(hypothesis["tokens"]) and frames == sorted(set(frames))
+        return [(frame, i) for i, frame in enumerate(frames)]
+
+    expected = per_utterance(tiny_checkpoint, tiny_data, "dev", fire_frame_pairs)
     assert printed == expected and len(printed) == 8
