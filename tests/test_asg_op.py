@@ -1,10 +1,12 @@
 """The ASG operator against brute-force enumeration of every label path, gradcheck, and CUDA = CPU."""
 
 import itertools
+import re
 import sys
 
 import pytest
 import torch
+from fairseq.data import Dictionary
 
 from cif_plugin.ops.asg import (
     asg_log_partitions,
@@ -14,6 +16,7 @@ from cif_plugin.ops.asg import (
     collapse_repeats,
     pack_replabels,
     reference_log_partitions,
+    replabel_ids,
     unpack_replabels,
 )
 from cif_plugin.ops.asg.asg_loss import native_extension
@@ -148,6 +151,72 @@ def test_utterances_without_an_aligned_path(implementation):
     zeroed.sum().backward()
     assert (zeroed[[0, 1, 3]] == 0).all() and zeroed[2] == losses[2]
     assert (emissions.grad[[0, 1, 3]] == 0).all() and emissions.grad[2].abs().sum() > 0
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_one_frame_and_one_label_is_aligned(implementation):
+    emissions, transitions, targets, _, _ = _batch(23, batch=2)
+    input_lengths, target_lengths = torch.tensor([1, 5]), torch.tensor([1, 1])
+    losses = asg_loss(
+        emissions, transitions, targets, input_lengths, target_lengths, "none", implementation=implementation
+    )
+    fully_connected, force_aligned = _brute_force_partitions(
+        emissions, transitions, targets, input_lengths, target_lengths
+    )
+    torch.testing.assert_close(losses, fully_connected - force_aligned)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_mixed_dtypes_and_int32_lengths(implementation):
+    """Transitions follow the emissions' dtype (gradients come back in each input's own dtype);
+    int32 targets and lengths (as a data loader may give them) are read as int64."""
+    emissions, transitions, targets, input_lengths, target_lengths = _batch(24)
+    expected = asg_loss(
+        emissions, transitions, targets, input_lengths, target_lengths, "none", implementation=implementation
+    )
+    single = transitions.float().requires_grad_()
+    losses = asg_loss(
+        emissions, single, targets.int(), input_lengths.int(), target_lengths.int(), "none",
+        implementation=implementation,
+    )  # fmt: skip
+    assert losses.dtype == torch.float64
+    torch.testing.assert_close(losses, expected, rtol=1e-6, atol=1e-6)
+    losses.sum().backward()
+    assert single.grad.dtype == torch.float32
+    single_emissions = asg_loss(
+        emissions.float(), transitions, targets, input_lengths, target_lengths, "none",
+        implementation=implementation,
+    )  # fmt: skip
+    assert single_emissions.dtype == torch.float32
+
+
+def test_bad_options_are_named():
+    batch = _batch(25)
+    with pytest.raises(
+        ValueError,
+        match=re.escape("scale_mode must be one of ('none', 'target_size', 'target_size_sqrt'), got 'sqrt'"),
+    ):
+        asg_loss(*batch, scale_mode="sqrt")
+    with pytest.raises(ValueError, match=re.escape("reduction must be 'none', 'sum' or 'mean', got 'max'")):
+        asg_loss(*batch, reduction="max")
+    message = "implementation must be 'native' or 'python', got 'cuda'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        asg_loss(*batch, implementation="cuda")
+
+
+def test_replabel_ids_name_the_missing_symbols():
+    dictionary = Dictionary()
+    for symbol in ("a", "2", "b"):
+        dictionary.add_symbol(symbol)
+    assert replabel_ids(dictionary, 0) == []
+    message = (
+        "--max-replabel 3 needs the symbols ['1', '3'] in the dictionary: add lines '1 1' ... to dict.txt "
+        "(before training), or pass --max-replabel 0"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        replabel_ids(dictionary, 3)
+    dictionary.add_symbol("1")
+    assert replabel_ids(dictionary, 2) == [dictionary.index("1"), dictionary.index("2")]
 
 
 def test_time_major_and_half_precision_inputs():
@@ -285,13 +354,12 @@ def test_native_gradient_of_one_input_alone(needs_grad):
 
 def test_a_missing_extension_says_how_to_build_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "cif_plugin.ops.asg._asg_cpu", None)  # as if it were not built
-    with pytest.raises(
-        ImportError, match=r"the ASG extension _asg_cpu is not built \(.*\): run `make install`"
-    ):
-        native_extension(torch.device("cpu"))
-    with pytest.raises(ImportError, match=r"CUDA_HOME or nvcc\), or use the pure-PyTorch implementation "):
-        native_extension(torch.device("cpu"))
-    with pytest.raises(ImportError, match=r"\(implementation='python', --asg-implementation python\)"):
+    expected = (
+        r"^the ASG extension _asg_cpu is not built \(.*\): run `make install` \(pip install -e \. builds it; "
+        r"the CUDA one needs CUDA_HOME or nvcc\), or use the pure-PyTorch implementation "
+        r"\(implementation='python', --asg-implementation python\)$"
+    )
+    with pytest.raises(ImportError, match=expected):
         native_extension(torch.device("cpu"))
 
 

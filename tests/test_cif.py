@@ -344,6 +344,29 @@ def test_cif_module_scales_in_training_and_handles_tail_in_eval():
     assert torch.equal(evaluated.fire_counts, expected.fire_counts)
 
 
+def test_cif_module_without_tail_handling_drops_the_partial_last_token():
+    torch.manual_seed(5)
+    cif = Cif(CifWeightPredictor(8, "linear"), input_dim=8, apply_tail_handling=False).eval()
+    hidden = torch.randn(3, 20, 8)
+    out = cif(hidden, tail_threshold=0.0)
+    without_tail = integrate_and_fire(hidden, out.alpha, tail_threshold=None)
+    with_tail = integrate_and_fire(hidden, out.alpha, tail_threshold=0.0)
+    assert (with_tail.fire_counts > without_tail.fire_counts).all()  # every utterance has a leftover
+    assert torch.equal(out.fire_counts, without_tail.fire_counts)
+
+
+def test_cif_module_accepts_a_batch_padded_beyond_its_longest_utterance():
+    torch.manual_seed(6)
+    cif = Cif(CifWeightPredictor(8, "conv", conv_channels=4), input_dim=8).eval()
+    hidden = torch.randn(2, 16, 8)
+    lengths = torch.tensor([9, 12])  # frames 12..15 are padding in every row
+    out = cif(hidden, lengths)
+    assert out.alpha.shape == (2, 16) and (out.alpha[:, 12:] == 0).all()
+    trimmed = cif(hidden[:, :12], lengths)
+    torch.testing.assert_close(out.alpha[:, :12], trimmed.alpha)
+    assert torch.equal(out.fire_counts, trimmed.fire_counts)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_inputs_integrate_in_float32(dtype):
     hidden, alpha, lengths, padding_mask = _random_batch(400, dtype=torch.float32, max_frames=40)

@@ -1,6 +1,7 @@
 """CIF decoding: greedy, beam search against brute-force enumeration, batch independence, nbest."""
 
 import itertools
+import logging
 
 import pytest
 import torch
@@ -176,10 +177,25 @@ def test_generator_options_and_defaults(model_and_sample, language_model, tiny_d
         CifGenerator(model, dictionary, beam=2, nbest=3)
 
 
+def test_generator_logs_its_settings(model_and_sample, language_model, tiny_data, caplog):
+    """fairseq-generate's log is where a user checks which search ran: mode, beam, nbest, tail, LM weight."""
+    task, model, _ = model_and_sample
+    dictionary = task.target_dictionary
+    lm = load_fairseq_lm(str(language_model), dictionary, str(tiny_data))
+    logger_name = "cif_plugin.generation.cif_generator"
+    with caplog.at_level(logging.INFO, logger=logger_name):
+        CifGenerator(model, dictionary, beam=3, nbest=2, tail_threshold=0.45, lm=lm, lm_weight=0.25)
+        CifGenerator(model, dictionary)
+    assert [record.getMessage() for record in caplog.records if record.name == logger_name] == [
+        "CIF decoding: mode beam, beam 3, nbest 2, tail threshold 0.45, LM weight 0.25",
+        "CIF decoding: mode greedy, beam 1, nbest 1, tail threshold 0.4",
+    ]
+
+
 def test_lm_fusion_with_a_nar_decoder_is_refused(tiny_data, language_model):
     _, task, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny", ["--do-decoder-nar"])
     lm = load_fairseq_lm(str(language_model), task.target_dictionary, str(tiny_data))
     with pytest.raises(
-        ValueError, match="LM fusion needs an autoregressive decoder; this model's decoder is NAR"
+        ValueError, match="^LM fusion needs an autoregressive decoder; this model's decoder is NAR$"
     ):
         CifGenerator(model, task.target_dictionary, lm=lm, lm_weight=0.5)

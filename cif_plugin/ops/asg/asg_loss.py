@@ -125,7 +125,7 @@ def asg_loss(
     scale = {"none": torch.ones_like(sizes), "target_size": 1.0 / sizes, "target_size_sqrt": sizes.rsqrt()}[
         scale_mode
     ]
-    feasible = (input_lengths > 0) & (target_lengths > 0) & (target_lengths <= input_lengths)
+    feasible = (target_lengths > 0) & (target_lengths <= input_lengths)  # hence input_lengths > 0
     losses = torch.where(feasible, raw * scale, 0.0 if zero_infinity else float("inf"))
     if reduction == "none":
         return losses
