@@ -210,7 +210,21 @@ def test_default_threshold_is_0_99():
     assert integrate_and_fire(hidden, alpha).fire_frames.tolist() == [[1]]
     assert integrate_and_fire(hidden, alpha, threshold=1.0).fire_frames.tolist() == [[2]]
     cif = Cif(CifWeightPredictor(3, "linear"), input_dim=3)
-    assert cif.threshold == 0.99
+    assert cif.threshold == 0.99 and cif.tail_threshold == 0.5
+    assert cif.apply_scaling and cif.apply_tail_handling and cif.output_proj is None
+    projected = Cif(CifWeightPredictor(3, "linear"), input_dim=3, output_dim=2).output_proj
+    assert projected.weight.shape == (2, 3) and projected.bias is None
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.5, 1.01, 1.99])
+def test_thresholds_outside_0_1_are_refused(threshold):
+    """The closed form counts fires as floor(S_t + 1 - beta), which needs 0 < beta <= 1: at
+    beta = 1.99 it would fire at 0.995 where the sequential definition never fires."""
+    message = f"^threshold must be in \\(0, 1\\], got {threshold}$"
+    with pytest.raises(ValueError, match=message):
+        integrate_and_fire(_one_hot_frames(3), torch.full((1, 3), 0.4), threshold=threshold)
+    with pytest.raises(ValueError, match=message):
+        Cif(CifWeightPredictor(3, "linear"), input_dim=3, threshold=threshold)
 
 
 def test_tail_is_divided_by_its_weight_plus_1e_10():
@@ -292,15 +306,49 @@ def test_utterance_outputs_do_not_depend_on_batch_padding():
     assert batched.cif_padding_mask[0, count:].all()
 
 
-@pytest.mark.parametrize("predictor_type", ["conv", "dense", "linear"])
-def test_weight_predictor_variants(predictor_type):
-    predictor = CifWeightPredictor(8, predictor_type, conv_channels=5, dense_units=6)
+def _predictor_oracle(predictor, hidden, padding_mask):
+    """The documented layers written out with torch.nn.functional (dropout off)."""
+    x = hidden.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+    if predictor.predictor_type == "conv":
+        width = predictor.conv.kernel_size[0]
+        padded = torch.nn.functional.pad(x.transpose(1, 2), (width // 2, width // 2))  # 'same' zero padding
+        x = torch.nn.functional.conv1d(padded, predictor.conv.weight, predictor.conv.bias).transpose(1, 2)
+    elif predictor.predictor_type == "dense":
+        x = torch.relu(torch.nn.functional.linear(x, predictor.dense.weight, predictor.dense.bias))
+    logits = torch.nn.functional.linear(x, predictor.output_proj.weight, predictor.output_proj.bias)
+    return torch.sigmoid(logits.squeeze(-1)).masked_fill(padding_mask, 0.0)
+
+
+@pytest.mark.parametrize(
+    "predictor_type, options, parameters",
+    [
+        ("conv", {"conv_width": 5, "conv_channels": 5}, 8 * 5 * 5 + 5 + 5 + 1),
+        ("dense", {"dense_units": 6}, 8 * 6 + 6 + 6 + 1),
+        ("linear", {}, 8 + 1),
+    ],
+)
+def test_weight_predictor_variants(predictor_type, options, parameters):
+    torch.manual_seed(7)
+    predictor = CifWeightPredictor(8, predictor_type, **options).eval()
+    assert predictor.predictor_type == predictor_type
+    assert sum(p.numel() for p in predictor.parameters()) == parameters
+    torch.nn.init.normal_(predictor.output_proj.bias)  # zero at initialisation: make it count
+    hidden = torch.randn(2, 6, 8)
     padding_mask = torch.arange(6) >= torch.tensor([[6], [3]])
-    alpha = predictor(torch.randn(2, 6, 8), padding_mask)
+    alpha = predictor(hidden, padding_mask)
     assert alpha.shape == (2, 6) and alpha.dtype == torch.float32
+    torch.testing.assert_close(alpha, _predictor_oracle(predictor, hidden, padding_mask))
     assert (alpha[padding_mask] == 0).all() and (
         (alpha[~padding_mask] > 0) & (alpha[~padding_mask] < 1)
     ).all()
+
+
+def test_weight_predictor_defaults_are_the_papers():
+    predictor = CifWeightPredictor(8)
+    assert predictor.predictor_type == "conv"
+    assert predictor.conv.kernel_size == (3,) and predictor.conv.out_channels == 256
+    assert predictor.dropout.p == 0.2
+    assert CifWeightPredictor(8, "dense").dense.out_features == 256
 
 
 def test_weight_predictor_paper_parameter_count():
@@ -360,11 +408,25 @@ def test_cif_module_accepts_a_batch_padded_beyond_its_longest_utterance():
     cif = Cif(CifWeightPredictor(8, "conv", conv_channels=4), input_dim=8).eval()
     hidden = torch.randn(2, 16, 8)
     lengths = torch.tensor([9, 12])  # frames 12..15 are padding in every row
-    out = cif(hidden, lengths)
+    out = cif(hidden, lengths, tail_threshold=0.0)  # every row ends with a tail token
     assert out.alpha.shape == (2, 16) and (out.alpha[:, 12:] == 0).all()
-    trimmed = cif(hidden[:, :12], lengths)
+    trimmed = cif(hidden[:, :12], lengths, tail_threshold=0.0)
     torch.testing.assert_close(out.alpha[:, :12], trimmed.alpha)
     assert torch.equal(out.fire_counts, trimmed.fire_counts)
+    assert torch.equal(out.fire_frames, trimmed.fire_frames)  # a tail fires at the last valid frame
+    assert (out.fire_frames.max(dim=1).values == lengths - 1).all()
+
+
+def test_cif_module_uses_its_own_tail_threshold_unless_the_call_overrides_it():
+    torch.manual_seed(9)
+    cif = Cif(CifWeightPredictor(8, "linear"), input_dim=8, tail_threshold=0.0).eval()
+    hidden = torch.randn(3, 20, 8)
+    out = cif(hidden)
+    with_tail = integrate_and_fire(hidden, out.alpha, tail_threshold=0.0)
+    assert (with_tail.fire_counts > integrate_and_fire(hidden, out.alpha).fire_counts).all()
+    assert torch.equal(out.fire_counts, with_tail.fire_counts)
+    never = cif(hidden, tail_threshold=1.0)  # a leftover is always < 1
+    assert torch.equal(never.fire_counts, integrate_and_fire(hidden, out.alpha).fire_counts)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

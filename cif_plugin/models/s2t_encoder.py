@@ -63,7 +63,7 @@ class S2TCifConfig(S2TEncoderConfig):
     # CIF.
     cif_embedding_dim: int = option(256, "CIF output dimension (a bias-free Linear if != encoder dim)")
     produce_weight_type: ChoiceEnum(["conv", "dense", "linear"]) = option("conv", "CIF weight predictor")
-    cif_threshold: float = option(0.99, "CIF firing threshold beta")
+    cif_threshold: float = option(0.99, "CIF firing threshold beta, in (0, 1]")
     conv_cif_width: int = option(3, "kernel width of the conv weight predictor")
     conv_cif_output_channels_num: int = option(256, "channels of the conv weight predictor")
     conv_cif_dropout: float = option(0.2, "dropout after the weight predictor's conv")

@@ -47,7 +47,7 @@ class Cif(nn.Module):
         input_dim (int): encoder dimension C.
         output_dim (int, optional): CIF output dimension (``--cif-embedding-dim``); when it
             differs from ``input_dim`` a bias-free Linear maps the fired vectors. Default: C.
-        threshold (float): firing threshold beta (``--cif-threshold``). Default: 0.99.
+        threshold (float): firing threshold beta in (0, 1] (``--cif-threshold``). Default: 0.99.
         apply_scaling (bool): in training, scale weights to the target length
             (``--apply-scaling``). Default: True.
         apply_tail_handling (bool): in evaluation, emit the partial last token when its weight
@@ -67,8 +67,8 @@ class Cif(nn.Module):
         tail_threshold: float = 0.5,
     ) -> None:
         super().__init__()
-        if threshold <= 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         self.weight_predictor = weight_predictor
         output_dim = input_dim if output_dim is None else output_dim
         self.output_proj = nn.Linear(input_dim, output_dim, bias=False) if output_dim != input_dim else None

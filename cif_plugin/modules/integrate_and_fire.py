@@ -91,7 +91,7 @@ def integrate_and_fire(
         alpha (Tensor): (B, T) non-negative weights; they are forced to 0 at padded frames.
         lengths (Tensor, optional): (B,) valid frames of each utterance (right padding).
             Default: every frame is valid.
-        threshold (float): firing threshold beta, > 0. Default: 0.99 (the reference).
+        threshold (float): firing threshold beta, in (0, 1]. Default: 0.99 (the reference).
         tail_threshold (float, optional): emit the remaining partial token, renormalised to unit
             weight, when its weight exceeds this value; ``None`` disables tail handling.
             Default: ``None``.
@@ -104,8 +104,8 @@ def integrate_and_fire(
             "expected non-empty hidden (B, T, C) and alpha (B, T), "
             f"got {tuple(hidden.shape)} and {tuple(alpha.shape)}"
         )
-    if threshold <= 0:
-        raise ValueError(f"threshold must be > 0, got {threshold}")
+    if not 0 < threshold <= 1:  # U_t below counts fires only for beta <= 1
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     batch_size, num_frames, _ = hidden.shape
     device = hidden.device
     compute_dtype = torch.promote_types(torch.promote_types(hidden.dtype, alpha.dtype), torch.float32)
