@@ -8,11 +8,18 @@ Output in ``--output-root``:
   audio resampled to 16 kHz and scaled to 16-bit range), one uncompressed .npy per utterance;
 - ``<split>.tsv``: id, audio (``fbank80_<split>.zip:<offset>:<length>``, relative to the output
   folder), n_frames, tgt_text (characters separated by spaces), speaker (characters 7-11 of the id);
+  with ``--speed-perturb 0.9,1.0,1.1`` the train split holds each utterance once per factor, the
+  perturbed copies named ``sp<factor>-<id>`` (Kaldi's and ESPnet's naming) with the speaker kept and
+  features computed from the audio played at that speed (torchaudio's ``speed``: resampled, so the
+  pitch moves with the tempo, as sox's ``speed`` in the Kaldi recipes); dev and test are never
+  perturbed;
 - ``<split>.skipped.tsv``: every utterance left out, and why (no transcript, unreadable or empty
   audio, duration outside ``--min-duration``/``--max-duration``);
 - ``dict.txt``: the character vocabulary of the training split, fairseq Dictionary format;
 - ``config.yaml``: utterance CMVN everywhere, SpecAugment on train (F=27 N=2, T=50 N=2, as the paper's
   config_Tmask50.yaml).
+
+The vocabulary counts each training utterance once, so speed perturbation leaves ``dict.txt`` unchanged.
 
 Transcripts are normalised as the reference does: spaces removed (the official transcripts are
 word-segmented), lower-cased, one token per character. Characters of dev/test missing from the
@@ -29,6 +36,7 @@ import argparse
 import csv
 import multiprocessing
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -36,12 +44,14 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+import torchaudio
 from tqdm import tqdm
 
 from cif_plugin.tasks.fbank_features import NUM_MEL_BINS, SAMPLE_RATE, AudioError, kaldi_fbank, load_waveform
 from cif_plugin.tasks.feature_zip import write_feature_zip
 
 SPLITS = ("train", "dev", "test")
+PERTURBED_ID = re.compile(r"^sp(?P<factor>[0-9.]+)-(?P<original>.+)$")
 TRANSCRIPT = Path("data_aishell") / "transcript" / "aishell_transcript_v0.8.txt"
 CONFIG_YAML = """input_channels: 1
 input_feat_per_channel: {bins}
@@ -82,10 +92,44 @@ def read_transcripts(path: Path) -> Dict[str, List[str]]:
     return transcripts
 
 
-def compute_fbank(path: Path, min_duration: float, max_duration: float) -> Union[np.ndarray, str]:
-    """(frames, 80) float32 filterbanks of one audio file, or the reason it cannot be used."""
+def parse_speed_factors(text: str) -> List[float]:
+    """``"0.9,1.0,1.1"`` -> [0.9, 1.0, 1.1]: distinct positive factors, in the given order."""
     try:
-        waveform = load_waveform(path)
+        factors = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 0.9,1.0,1.1, got {text!r}"
+        ) from None
+    if not factors or any(not 0 < factor < 10 for factor in factors) or len(set(factors)) != len(factors):
+        raise argparse.ArgumentTypeError(f"expected distinct speed factors in (0, 10), got {text!r}")
+    return factors
+
+
+def perturbed_id(utt_id: str, factor: float) -> str:
+    """The id of an utterance played at ``factor`` times its speed: ``sp0.9-<id>``; 1.0 keeps the id."""
+    return utt_id if factor == 1.0 else f"sp{factor:g}-{utt_id}"
+
+
+def original_id(utt_id: str) -> str:
+    """``sp0.9-<id>`` -> ``<id>``; an unperturbed id is returned as it is."""
+    match = PERTURBED_ID.match(utt_id)
+    return match["original"] if match else utt_id
+
+
+def change_speed(waveform: torch.Tensor, factor: float) -> torch.Tensor:
+    """(1, samples) 16 kHz audio played ``factor`` times faster: about samples / factor samples."""
+    if factor == 1.0:
+        return waveform
+    return torchaudio.functional.speed(waveform, SAMPLE_RATE, factor)[0]
+
+
+def compute_fbank(
+    path: Path, min_duration: float, max_duration: float, speed: float = 1.0
+) -> Union[np.ndarray, str]:
+    """(frames, 80) float32 filterbanks of one audio file played at ``speed``, or the reason it
+    cannot be used (the duration limits apply to the perturbed audio)."""
+    try:
+        waveform = change_speed(load_waveform(path), speed)
     except AudioError as error:
         return error.reason
     duration = waveform.shape[1] / SAMPLE_RATE
@@ -98,9 +142,9 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _fbank_job(job: Tuple[str, str, float, float]) -> Tuple[str, Union[np.ndarray, str]]:
-    utt_id, path, min_duration, max_duration = job
-    return utt_id, compute_fbank(Path(path), min_duration, max_duration)
+def _fbank_job(job: Tuple[str, str, float, float, float]) -> Tuple[str, Union[np.ndarray, str]]:
+    utt_id, path, min_duration, max_duration, speed = job
+    return utt_id, compute_fbank(Path(path), min_duration, max_duration, speed)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -120,25 +164,33 @@ def _write_tsv(path: Path, header: List[str], rows: List[List]) -> None:
     os.replace(temporary, path)
 
 
-def read_manifest_texts(path: Path) -> List[List[str]]:
+def read_manifest(path: Path) -> Tuple[List[List[str]], List[float]]:
+    """The transcripts of a manifest, each utterance once (its speed-perturbed copies left out),
+    and the speed factors its ids show, sorted."""
     with open(path, encoding="utf-8") as handle:
-        return [
-            row["tgt_text"].split() for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        ]
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    factors = sorted({float(m["factor"]) if (m := PERTURBED_ID.match(row["id"])) else 1.0 for row in rows})
+    texts = {original_id(row["id"]): row["tgt_text"].split() for row in rows}
+    return list(texts.values()), factors
 
 
 def prepare_split(
     split: str, corpus_root: Path, output_root: Path, transcripts: Dict[str, List[str]], args
 ) -> List[List[str]]:
-    """Write the zip, the skipped report and the manifest of one split; return its transcripts."""
+    """Write the zip, the skipped report and the manifest of one split; return its transcripts,
+    each utterance once (speed-perturbed copies share their original's)."""
     wav_files = sorted((corpus_root / "data_aishell" / "wav" / split).glob("*/*.wav"))
     if not wav_files:
         raise FileNotFoundError(f"no wav files under {corpus_root / 'data_aishell' / 'wav' / split}")
+    factors = speed_factors(split, args)
     skipped: List[List[str]] = []
     jobs = []
     for path in wav_files:
         if path.stem in transcripts:
-            jobs.append((path.stem, str(path), args.min_duration, args.max_duration))
+            jobs += [
+                (perturbed_id(path.stem, factor), str(path), args.min_duration, args.max_duration, factor)
+                for factor in factors
+            ]
         else:
             skipped.append([path.stem, str(path), "no transcript"])
     frame_counts: Dict[str, int] = {}
@@ -157,17 +209,23 @@ def prepare_split(
                     yield utt_id, result
 
     addresses = write_feature_zip(output_root / f"fbank80_{split}.zip", features(), relative_to=output_root)
-    rows = [
-        [utt_id, addresses[utt_id], frame_counts[utt_id], " ".join(transcripts[utt_id]), utt_id[6:11]]
-        for utt_id, *_ in jobs
-        if utt_id in addresses
-    ]
+    rows = []
+    for utt_id, *_ in jobs:
+        if utt_id in addresses:
+            original = original_id(utt_id)
+            text = " ".join(transcripts[original])
+            rows.append([utt_id, addresses[utt_id], frame_counts[utt_id], text, original[6:11]])
     _write_tsv(output_root / f"{split}.skipped.tsv", ["id", "path", "reason"], skipped)
     _write_tsv(output_root / f"{split}.tsv", ["id", "audio", "n_frames", "tgt_text", "speaker"], rows)
     print(f"{split}: {len(rows)} utterances written, {len(skipped)} skipped (see {split}.skipped.tsv)")
     for reason, count in Counter(row[2].split(":")[0] for row in skipped).most_common():
         print(f"  skipped: {count} x {reason}")
-    return [row[3].split() for row in rows]
+    return list({original_id(row[0]): row[3].split() for row in rows}.values())
+
+
+def speed_factors(split: str, args) -> List[float]:
+    """The speeds a split is prepared at: ``--speed-perturb``'s for train, 1.0 otherwise."""
+    return args.speed_perturb if split == "train" and args.speed_perturb else [1.0]
 
 
 def write_vocabulary(path: Path, texts: List[List[str]]) -> Dict[str, int]:
@@ -199,6 +257,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--min-duration", type=float, default=0.3, help="shortest utterance kept, seconds")
     parser.add_argument("--max-duration", type=float, default=30.0, help="longest utterance kept, seconds")
     parser.add_argument("--overwrite", action="store_true", help="redo splits whose manifest already exists")
+    parser.add_argument(
+        "--speed-perturb",
+        type=parse_speed_factors,
+        default=None,
+        metavar="FACTORS",
+        help="train split only: also write each utterance played at these speeds, e.g. 0.9,1.0,1.1 "
+        "(copies named sp0.9-<id>; include 1.0 to keep the original). Default: no perturbation",
+    )
     return parser.parse_args(argv)
 
 
@@ -212,8 +278,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     for split in splits:
         manifest = args.output_root / f"{split}.tsv"
         if manifest.is_file() and not args.overwrite:
+            texts[split], found = read_manifest(manifest)
+            wanted = sorted(speed_factors(split, args))
+            if found != wanted:
+                raise SystemExit(
+                    f"{manifest} holds speed factors {found}, not the {wanted} asked for: "
+                    "pass --overwrite to prepare it again"
+                )
             print(f"{split}: {manifest} exists, skipped (--overwrite redoes it)")
-            texts[split] = read_manifest_texts(manifest)
         else:
             texts[split] = prepare_split(split, args.corpus_root, args.output_root, transcripts, args)
     dictionary = args.output_root / "dict.txt"

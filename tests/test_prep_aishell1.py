@@ -1,6 +1,8 @@
 """scripts/prep_aishell1.py on a generated AISHELL-1-shaped mini tree."""
 
 import csv
+import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +179,89 @@ def test_prepared_data_loads_in_the_task(prepared):
     task.load_dataset("train")
     characters = (output / "dict.txt").read_text(encoding="utf-8").splitlines()
     assert len(task.datasets["train"]) == 4 and len(task.target_dictionary) == 4 + len(characters) == 14
+
+
+SPEEDS = "0.9,1.0,1.1"
+
+
+@pytest.fixture(scope="module")
+def speed_perturbed(prepared, tmp_path_factory):
+    corpus, plain, _ = prepared
+    output = tmp_path_factory.mktemp("speed") / "data"
+    return corpus, plain, output, _prepare(corpus, output, "--speed-perturb", SPEEDS)
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("prep_aishell1", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speed_perturbation_adds_named_copies_of_the_train_split_only(speed_perturbed):
+    _, plain, output, log = speed_perturbed
+    plain_train = _rows(plain / "train.tsv")
+    train = _rows(output / "train.tsv")
+    assert [row["id"] for row in train] == [
+        name for row in plain_train for name in (f"sp0.9-{row['id']}", row["id"], f"sp1.1-{row['id']}")
+    ]
+    by_id = {row["id"]: row for row in train}
+    for row in plain_train:
+        for factor in (0.9, 1.1):
+            copy = by_id[f"sp{factor}-{row['id']}"]
+            assert (copy["tgt_text"], copy["speaker"]) == (row["tgt_text"], row["speaker"])
+            assert abs(int(copy["n_frames"]) - int(row["n_frames"]) / factor) <= 2
+        assert by_id[row["id"]]["n_frames"] == row["n_frames"]
+    assert "train: 12 utterances written, 7 skipped" in log  # each copy of a bad file is named
+    for name in ("dev.tsv", "test.tsv", "dict.txt"):  # the vocabulary counts each utterance once
+        assert (output / name).read_text(encoding="utf-8") == (plain / name).read_text(encoding="utf-8")
+
+
+def test_speed_perturbed_features_are_the_fbank_of_the_resampled_audio(speed_perturbed):
+    """Playing audio at speed f is resampling it from 16000 f Hz to 16 kHz (sox's `speed`)."""
+    corpus, _, output, _ = speed_perturbed
+    for row in _rows(output / "train.tsv"):
+        match = re.match(r"^sp([0-9.]+)-(.+)$", row["id"])
+        if not match:
+            continue
+        factor, original = float(match[1]), match[2]
+        path = corpus / "data_aishell" / "wav" / "train" / row["speaker"] / f"{original}.wav"
+        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        waveform = torchaudio.functional.resample(
+            torch.from_numpy(audio.T).mean(0, keepdim=True), rate, 16000
+        )
+        played = torchaudio.functional.resample(waveform, round(16000 * factor), 16000)
+        expected = torchaudio.compliance.kaldi.fbank(played * 32768, num_mel_bins=80, sample_frequency=16000)
+        features = get_features_or_waveform(str(output / row["audio"]))
+        assert int(row["n_frames"]) == features.shape[0] == expected.shape[0]
+        np.testing.assert_allclose(features, expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_change_speed_moves_a_tone_and_its_duration_by_the_factor(factor):
+    time = torch.arange(32000) / 16000
+    tone = torch.sin(2 * torch.pi * 400 * time).unsqueeze(0)
+    played = _load_script().change_speed(tone, factor)
+    assert abs(played.shape[1] - 32000 / factor) <= 1
+    spectrum = torch.fft.rfft(played[0]).abs()
+    peak_hz = int(spectrum.argmax()) * 16000 / played.shape[1]
+    assert abs(peak_hz - 400 * factor) < 1.0
+
+
+def test_rerunning_with_other_speeds_asks_for_overwrite(speed_perturbed):
+    corpus, _, output, _ = speed_perturbed
+    command = [sys.executable, str(SCRIPT), "--corpus-root", str(corpus), "--output-root", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert (
+        f"{output / 'train.tsv'} holds speed factors [0.9, 1.0, 1.1], not the [1.0] asked for"
+        in result.stderr
+    )
+    result = subprocess.run(
+        command + ["--speed-perturb", "0.9,x"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2 and "expected comma-separated numbers such as 0.9,1.0,1.1" in result.stderr
+    result = subprocess.run(
+        command + ["--speed-perturb", "1.1,1.1"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2 and "expected distinct speed factors" in result.stderr
