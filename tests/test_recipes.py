@@ -22,6 +22,12 @@ def test_aishell1_recipe_runs_every_stage_tiny():
     for stage in (0, 1, 2, 3, 4, 5, 6):
         assert f"Stage {stage}:" in log
     assert "RANDOM BERT" in log  # said honestly
+    manifest = (RECIPE / "data" / "tiny" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    train_ids = [line.split("\t")[0] for line in manifest]
+    originals = [utt_id for utt_id in train_ids if not utt_id.startswith("sp")]
+    for factor in ("0.9", "1.1"):  # --tiny exercises speed perturbation
+        copies = sorted(i for i in train_ids if i.startswith(f"sp{factor}-"))
+        assert copies == sorted(f"sp{factor}-{i}" for i in originals)
     for system in ("baseline", "hieradist"):
         exp = RECIPE / "exp" / "cif_tiny" / system
         assert (exp / "avg_last_2_checkpoint.pt").is_file()

@@ -5,9 +5,12 @@
 # Usage: bash egs/aishell1/run.sh --corpus-root /path/to/aishell [--stage N] [--stop-stage M]
 #            [--systems "baseline acd lrd hieradist"] [--plm /path/to/bert-base-chinese]
 #            [--update-freq 2]   # one GPU: match the paper's two-GPU batch
+#            [--speed-perturb]   # 3-way speed perturbation of train (0.9, 1.0, 1.1), as ESPnet/WeNet/icefall
 #        bash egs/aishell1/run.sh --tiny [--systems "baseline hieradist"]   # CPU check, synthetic corpus
 # --corpus-root is the folder that holds data_aishell/ (wav/ and transcript/); --plm a local Hugging
 # Face model folder (needed by the distilled systems; with --tiny a random BERT is made if omitted).
+# The paper trains without speed perturbation, so it is off by default; --speed-perturb prepares
+# data/<tag>_sp and trains into exp/cif_<tag>_sp. --tiny always speed-perturbs, to exercise it.
 # Stages: 0 synthesise the corpus (--tiny only), 1 prepare, 2 PLM features (distilled systems only),
 # then for each system: 3 train, 4 average the last 10 epoch checkpoints, 5 decode dev and test
 # (beam 10, tail threshold 0.4), 6 score. Finished stages leave a .done marker and are skipped.
@@ -19,6 +22,7 @@ corpus_root=
 plm=
 systems=baseline
 tiny=false
+speed_perturb=false
 update_freq=1
 beam=10
 tail_threshold=0.4
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
     --systems) systems=$2; shift 2 ;;
     --update-freq) update_freq=$2; shift 2 ;;
     --tiny) tiny=true; shift ;;
+    --speed-perturb) speed_perturb=true; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 1 ;;
   esac
 done
@@ -49,6 +54,11 @@ else
   tag=baseline; device=(); precision=(--fp16); plm_device=cuda
   train_conf=("$recipe_dir/conf/model_paper.conf" "$recipe_dir/conf/train_baseline.conf")
   [ -n "$corpus_root" ] || { echo "give --corpus-root (the folder holding data_aishell/), or --tiny" >&2; exit 1; }
+fi
+prep_options=()
+if $tiny || $speed_perturb; then
+  prep_options=(--speed-perturb 0.9,1.0,1.1)
+  $tiny || tag=${tag}_sp
 fi
 data=$recipe_dir/data/$tag
 exp=$recipe_dir/exp/cif_$tag
@@ -83,7 +93,7 @@ if $tiny && run_stage 0 "synthesise a small AISHELL-1-shaped corpus"; then
 fi
 
 if run_stage 1 "prepare features, manifests and vocabulary"; then
-  "$python" scripts/prep_aishell1.py --corpus-root "$corpus_root" --output-root "$data"
+  "$python" scripts/prep_aishell1.py --corpus-root "$corpus_root" --output-root "$data" "${prep_options[@]}"
   mark_done 1
 fi
 
