@@ -62,7 +62,7 @@ specaugment:
   time_mask_N: 2
   time_mask_T: 50
   time_mask_p: 1.0
-  time_wrap_W: 0
+  time_warp_W: 0
 transforms:
   '*':
   - utterance_cmvn

@@ -2,6 +2,7 @@
 
 import csv
 import importlib.util
+import inspect
 import re
 import subprocess
 import sys
@@ -12,7 +13,9 @@ import pytest
 import soundfile
 import torch
 import torchaudio
+import yaml
 from fairseq.data.audio.audio_utils import get_features_or_waveform
+from fairseq.data.audio.feature_transforms.specaugment import SpecAugmentTransform
 
 from fairseq_setup import build_from_command_line
 from killed_run import KILLED_RUN, run_killed
@@ -265,3 +268,11 @@ def test_rerunning_with_other_speeds_asks_for_overwrite(speed_perturbed):
         command + ["--speed-perturb", "1.1,1.1"], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 2 and "expected distinct speed factors" in result.stderr
+
+
+def test_every_specaugment_key_is_one_fairseq_reads(prepared):
+    """A misspelt key (the published config writes time_wrap_W) is silently ignored by fairseq."""
+    _, output, _ = prepared
+    config = yaml.safe_load((output / "config.yaml").read_text(encoding="utf-8"))["specaugment"]
+    read_by_fairseq = inspect.getsource(SpecAugmentTransform.from_config_dict)
+    assert config and all(f'"{key}"' in read_by_fairseq for key in config)
