@@ -32,18 +32,18 @@ CASES = {
     "cif with ACD and LRD": ("plm_data", "s2t_cif_transformer_tiny", ["--criterion", "cif", *HIERADIST[:-3],
                              "--num-contrastive-negative-samples", "20", *CIF_NO_DROPOUT]),
     "ctc_asr": ("tiny_data", "s2t_ctc_conformer_tiny", ["--criterion", "ctc_asr", *NO_DROPOUT]),
-    "ctc_asr with contrastive knowledge transfer": (
-        "plm_data", "s2t_ctc_conformer_tiny", ["--criterion", "ctc_asr", "--apply-knowledge-transfer",
-        "--bert-distill-feat-dim", "32", "--kt-loss-type", "contrastive",
-        "--num-contrastive-negative-samples", "20", *NO_DROPOUT]),
-    "asg": ("asg_data", "s2t_asg_conformer_tiny",
-            ["--criterion", "asg", "--linseg-updates", "2", *ASG_NO_DROPOUT]),
 }  # fmt: skip
 SLOW_CASES = {
     "cif": ("tiny_data", "s2t_cif_transformer_tiny", ["--criterion", "cif", *CIF_NO_DROPOUT]),
     "ctc_asr with cosine knowledge transfer": (
         "plm_data", "s2t_ctc_conformer_tiny", ["--criterion", "ctc_asr", "--apply-knowledge-transfer",
         "--bert-distill-feat-dim", "32", "--kt-loss-type", "cosine", *NO_DROPOUT]),
+    "ctc_asr with contrastive knowledge transfer": (
+        "plm_data", "s2t_ctc_conformer_tiny", ["--criterion", "ctc_asr", "--apply-knowledge-transfer",
+        "--bert-distill-feat-dim", "32", "--kt-loss-type", "contrastive",
+        "--num-contrastive-negative-samples", "20", *NO_DROPOUT]),
+    "asg": ("asg_data", "s2t_asg_conformer_tiny",
+            ["--criterion", "asg", "--linseg-updates", "2", *ASG_NO_DROPOUT]),
 }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from fairseq import checkpoint_utils
 
@@ -54,6 +55,7 @@ def _assert_same_tensors(a, b, where: str) -> None:
         assert a == b, (where, a, b)
 
 
+@pytest.mark.slow  # a minute of kills and restarts; the default run keeps its budget
 def test_training_killed_three_times_ends_as_the_uninterruptedrun_killed(tiny_data, tmp_path):
     uninterrupted = subprocess.Popen(
         _command(tiny_data, tmp_path / "uninterrupted"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT

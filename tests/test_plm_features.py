@@ -90,6 +90,7 @@ def test_store_of_another_layer_is_refused(extracted, tiny_bert):
     assert result.returncode != 0 and "use another folder" in result.stderr
 
 
+@pytest.mark.slow  # a minute of kills and restarts; the default run keeps its budget
 def test_extraction_killed_mid_write_resumes_to_the_same_store(extracted, tiny_bert, tmp_path):
     """SIGKILL in the middle of an utterance's rows, then in the middle of an index line: the
     restarted extraction ends with the store an uninterrupted one wrote."""
@@ -134,6 +135,7 @@ def test_truncated_store_is_refused_naming_the_file(extracted, tmp_path):
         )
 
 
+@pytest.mark.slow  # a minute of kills and restarts; the default run keeps its budget
 def test_make_random_bert_killed_while_writing_leaves_no_partial_model(tiny_data, tmp_path):
     """Killed in the middle of vocab.txt (first run) or of the tokenizer files (rebuilding over a
     finished model): the output is absent or the earlier model, never a half-written one."""

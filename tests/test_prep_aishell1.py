@@ -1,5 +1,6 @@
 """scripts/prep_aishell1.py on a generated AISHELL-1-shaped mini tree."""
 
+import argparse
 import csv
 import importlib.util
 import inspect
@@ -260,14 +261,12 @@ def test_rerunning_with_other_speeds_asks_for_overwrite(speed_perturbed):
         f"{output / 'train.tsv'} holds speed factors [0.9, 1.0, 1.1], not the [1.0] asked for"
         in result.stderr
     )
-    result = subprocess.run(
-        command + ["--speed-perturb", "0.9,x"], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 2 and "expected comma-separated numbers such as 0.9,1.0,1.1" in result.stderr
-    result = subprocess.run(
-        command + ["--speed-perturb", "1.1,1.1"], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 2 and "expected distinct speed factors" in result.stderr
+    script = _load_script()
+    with pytest.raises(argparse.ArgumentTypeError, match="expected comma-separated numbers"):
+        script.parse_speed_factors("0.9,x")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected distinct speed factors"):
+        script.parse_speed_factors("1.1,1.1")
+    assert script.parse_speed_factors("0.9,1.0,1.1") == [0.9, 1.0, 1.1]
 
 
 def test_every_specaugment_key_is_one_fairseq_reads(prepared):
