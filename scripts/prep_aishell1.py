@@ -40,7 +40,7 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -124,27 +124,36 @@ def change_speed(waveform: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def compute_fbank(
-    path: Path, min_duration: float, max_duration: float, speed: float = 1.0
-) -> Union[np.ndarray, str]:
-    """(frames, 80) float32 filterbanks of one audio file played at ``speed``, or the reason it
-    cannot be used (the duration limits apply to the perturbed audio)."""
+    path: Path, min_duration: float, max_duration: float, speeds: Sequence[float] = (1.0,)
+) -> List[Union[np.ndarray, str]]:
+    """For each of ``speeds``, the (frames, 80) float32 filterbanks of one audio file played at that
+    speed, or the reason it cannot be used (the duration limits apply to the perturbed audio). The
+    file is read once for all speeds."""
     try:
-        waveform = change_speed(load_waveform(path), speed)
+        waveform = load_waveform(path)
     except AudioError as error:
-        return error.reason
-    duration = waveform.shape[1] / SAMPLE_RATE
-    if not min_duration <= duration <= max_duration:
-        return f"duration {duration:.2f} s outside [{min_duration}, {max_duration}]"
-    return kaldi_fbank(waveform)
+        return [error.reason] * len(speeds)
+    results: List[Union[np.ndarray, str]] = []
+    for speed in speeds:
+        played = change_speed(waveform, speed)
+        duration = played.shape[1] / SAMPLE_RATE
+        if min_duration <= duration <= max_duration:
+            results.append(kaldi_fbank(played))
+        else:
+            results.append(f"duration {duration:.2f} s outside [{min_duration}, {max_duration}]")
+    return results
 
 
 def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _fbank_job(job: Tuple[str, str, float, float, float]) -> Tuple[str, Union[np.ndarray, str]]:
-    utt_id, path, min_duration, max_duration, speed = job
-    return utt_id, compute_fbank(Path(path), min_duration, max_duration, speed)
+def _fbank_job(
+    job: Tuple[str, str, float, float, List[float]],
+) -> List[Tuple[str, Union[np.ndarray, str]]]:
+    utt_id, path, min_duration, max_duration, speeds = job
+    results = compute_fbank(Path(path), min_duration, max_duration, speeds)
+    return [(perturbed_id(utt_id, speed), result) for speed, result in zip(speeds, results, strict=True)]
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -184,33 +193,31 @@ def prepare_split(
         raise FileNotFoundError(f"no wav files under {corpus_root / 'data_aishell' / 'wav' / split}")
     factors = speed_factors(split, args)
     skipped: List[List[str]] = []
-    jobs = []
+    jobs = []  # one per audio file: every speed of it is computed from one read
     for path in wav_files:
         if path.stem in transcripts:
-            jobs += [
-                (perturbed_id(path.stem, factor), str(path), args.min_duration, args.max_duration, factor)
-                for factor in factors
-            ]
+            jobs.append((path.stem, str(path), args.min_duration, args.max_duration, factors))
         else:
             skipped.append([path.stem, str(path), "no transcript"])
     frame_counts: Dict[str, int] = {}
-    path_by_id = {utt_id: path for utt_id, path, *_ in jobs}
+    path_by_id = {perturbed_id(utt_id, factor): path for utt_id, path, *_ in jobs for factor in factors}
 
     def features() -> Iterator[Tuple[str, np.ndarray]]:
         with multiprocessing.Pool(args.num_workers, initializer=_worker_init) as pool:
             results = pool.imap(_fbank_job, jobs, chunksize=8)
-            for utt_id, result in tqdm(
-                results, total=len(jobs), desc=f"fbank {split}", unit="utt", file=sys.stderr
+            for file_results in tqdm(
+                results, total=len(jobs), desc=f"fbank {split}", unit="file", file=sys.stderr
             ):
-                if isinstance(result, str):
-                    skipped.append([utt_id, path_by_id[utt_id], result])
-                else:
-                    frame_counts[utt_id] = len(result)
-                    yield utt_id, result
+                for utt_id, result in file_results:
+                    if isinstance(result, str):
+                        skipped.append([utt_id, path_by_id[utt_id], result])
+                    else:
+                        frame_counts[utt_id] = len(result)
+                        yield utt_id, result
 
     addresses = write_feature_zip(output_root / f"fbank80_{split}.zip", features(), relative_to=output_root)
     rows = []
-    for utt_id, *_ in jobs:
+    for utt_id in path_by_id:
         if utt_id in addresses:
             original = original_id(utt_id)
             text = " ".join(transcripts[original])

@@ -297,12 +297,12 @@ def test_prep_skips_audio_with_nan_samples_naming_the_reason(tmp_path):
     spec.loader.exec_module(prep)
     samples = np.full(16000, 0.1, np.float32)
     samples[5] = np.nan
-    assert prep.compute_fbank(_wav(tmp_path / "nan.wav", samples), 0.3, 30.0) == (
+    assert prep.compute_fbank(_wav(tmp_path / "nan.wav", samples), 0.3, 30.0)[0] == (
         "1 of 16000 samples are NaN or infinite"
     )
     eight = np.tile(samples[:, None], (1, 8))
     eight[5] = 0.1
-    assert prep.compute_fbank(_wav(tmp_path / "eight.wav", eight), 0.3, 30.0).shape == (98, 80)
+    assert prep.compute_fbank(_wav(tmp_path / "eight.wav", eight), 0.3, 30.0)[0].shape == (98, 80)
 
 
 # --- scripts ---------------------------------------------------------------------------------
