@@ -212,6 +212,7 @@ def test_default_threshold_is_0_99():
     cif = Cif(CifWeightPredictor(3, "linear"), input_dim=3)
     assert cif.threshold == 0.99 and cif.tail_threshold == 0.5
     assert cif.apply_scaling and cif.apply_tail_handling and cif.output_proj is None
+    assert Cif(CifWeightPredictor(3, "linear"), input_dim=3, threshold=1.0).threshold == 1.0
     projected = Cif(CifWeightPredictor(3, "linear"), input_dim=3, output_dim=2).output_proj
     assert projected.weight.shape == (2, 3) and projected.bias is None
 
