@@ -1,6 +1,7 @@
 """Prepare AISHELL-1 for ``--task speech_to_text_cif`` as the published recipe did (docs/differences.md).
 
-Input: a corpus tree ``<corpus-root>/data_aishell/wav/{train,dev,test}/<speaker>/<id>.wav`` with
+Input: a corpus tree ``<corpus-root>/data_aishell/wav/{train,dev,test}/<speaker>/<id>.wav`` (more
+test sets with ``--splits``) with
 ``<corpus-root>/data_aishell/transcript/aishell_transcript_v0.8.txt`` (lines ``<id> <words ...>``).
 Output in ``--output-root``:
 
@@ -230,6 +231,13 @@ def prepare_split(
     return list({original_id(row[0]): row[3].split() for row in rows}.values())
 
 
+def split_name(text: str) -> str:
+    """A split is a folder name of letters, digits and underscores (it names the zip and manifest)."""
+    if not re.fullmatch(r"\w+", text, re.ASCII):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a split name (letters, digits, underscores)")
+    return text
+
+
 def speed_factors(split: str, args) -> List[float]:
     """The speeds a split is prepared at: ``--speed-perturb``'s for train, 1.0 otherwise."""
     return args.speed_perturb if split == "train" and args.speed_perturb else [1.0]
@@ -257,7 +265,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument("--corpus-root", type=Path, required=True, help="folder that holds data_aishell/")
     parser.add_argument("--output-root", type=Path, required=True, help="where manifests, zips and config go")
-    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS, help="splits to prepare")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        type=split_name,
+        default=list(SPLITS),
+        help="splits to prepare: folders of data_aishell/wav/ (default: train dev test; an extra test set "
+        "such as test_long is prepared as dev and test are)",
+    )
     parser.add_argument(
         "--num-workers", type=int, default=os.cpu_count() or 1, help="feature processes (default: all cores)"
     )
@@ -280,7 +295,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.output_root.mkdir(parents=True, exist_ok=True)
     transcripts = read_transcripts(args.corpus_root / TRANSCRIPT)
     # The vocabulary comes from train, so train goes first whenever it is asked for.
-    splits = sorted(set(args.splits), key=SPLITS.index)
+    splits = sorted(dict.fromkeys(args.splits), key=lambda split: split != "train")
     texts = {}
     for split in splits:
         manifest = args.output_root / f"{split}.tsv"

@@ -5,6 +5,7 @@ import csv
 import importlib.util
 import inspect
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,23 @@ def test_vocabulary_comes_from_train_only(prepared):
     counts = [int(count) for count in vocabulary.values()]
     assert counts == sorted(counts, reverse=True)
     assert "dev: 1 of 10 characters (10.00%) are out of vocabulary ｔ:1" in log
+
+
+def test_an_extra_test_set_is_prepared_like_test_with_the_train_vocabulary(prepared, tmp_path):
+    """--splits test_long train: any folder of wav/ is a split; train still goes first (its vocabulary)."""
+    corpus, output, _ = prepared
+    extra = tmp_path / "corpus"
+    shutil.copytree(corpus, extra)
+    shutil.copytree(extra / "data_aishell" / "wav" / "test", extra / "data_aishell" / "wav" / "test_long")
+    _prepare(extra, tmp_path / "data", "--splits", "test_long", "train")
+    assert (tmp_path / "data" / "dict.txt").read_text() == (output / "dict.txt").read_text()
+    rows, test_rows = _rows(tmp_path / "data" / "test_long.tsv"), _rows(output / "test.tsv")
+    assert [row["id"] for row in rows] == [row["id"] for row in test_rows] == ["BAC009S0004W0001"]
+    assert rows[0]["audio"].startswith("fbank80_test_long.zip:")
+    assert rows[0]["tgt_text"] == test_rows[0]["tgt_text"]
+    command = [sys.executable, str(SCRIPT), "--corpus-root", str(extra), "--output-root", str(tmp_path)]
+    result = subprocess.run(command + ["--splits", "../test"], capture_output=True, text=True)
+    assert result.returncode == 2 and "'../test' is not a split name" in result.stderr
 
 
 def test_skipped_utterances_are_reported_with_reasons(prepared):
