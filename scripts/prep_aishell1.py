@@ -14,6 +14,11 @@ Output in ``--output-root``:
   features computed from the audio played at that speed (torchaudio's ``speed``: resampled, so the
   pitch moves with the tempo, as sox's ``speed`` in the Kaldi recipes); dev and test are never
   perturbed;
+- train augmentation, all off by default (``cif_plugin/tasks/waveform_augment.py``): ``--volume-perturb
+  LOW,HIGH`` plays each training utterance (each speed copy) at a random gain, ``--noise-snr LOW,HIGH``
+  adds noise at a random SNR, from ``--noise-dir`` (e.g. MUSAN noise) or generated (``--noise-kind``);
+  draws depend on ``--augment-seed`` and the utterance id only. ``--time-warp W`` adds SpecAugment time
+  warping (``cif_plugin/tasks/time_warp.py``) to the train transforms of ``config.yaml``;
 - ``<split>.skipped.tsv``: every utterance left out, and why (no transcript, unreadable or empty
   audio, duration outside ``--min-duration``/``--max-duration``);
 - ``dict.txt``: the character vocabulary of the training split, fairseq Dictionary format;
@@ -50,10 +55,13 @@ from tqdm import tqdm
 
 from cif_plugin.tasks.fbank_features import NUM_MEL_BINS, SAMPLE_RATE, AudioError, kaldi_fbank, load_waveform
 from cif_plugin.tasks.feature_zip import write_feature_zip
+from cif_plugin.tasks.waveform_augment import NOISE_KINDS, WaveformAugmenter, noise_files
 
 SPLITS = ("train", "dev", "test")
 PERTURBED_ID = re.compile(r"^sp(?P<factor>[0-9.]+)-(?P<original>.+)$")
 TRANSCRIPT = Path("data_aishell") / "transcript" / "aishell_transcript_v0.8.txt"
+AUGMENTATION_RECORD = "train.augmentation.txt"
+NO_AUGMENTATION = "none\n"
 CONFIG_YAML = """input_channels: 1
 input_feat_per_channel: {bins}
 vocab_filename: dict.txt
@@ -71,6 +79,20 @@ transforms:
   - utterance_cmvn
   - specaugment
 """
+TIME_WARP_YAML = """time_warp:
+  W: {W}
+"""
+
+
+def data_config(time_warp: int) -> str:
+    """config.yaml: utterance CMVN, SpecAugment on train, time warping (W frames) before it if > 0."""
+    text = CONFIG_YAML.format(bins=NUM_MEL_BINS)
+    if time_warp > 0:
+        text = text.replace(
+            "  - utterance_cmvn\n  - specaugment", "  - utterance_cmvn\n  - time_warp\n  - specaugment"
+        )
+        text += TIME_WARP_YAML.format(W=time_warp)
+    return text
 
 
 def normalise_transcript(words: str) -> List[str]:
@@ -106,6 +128,17 @@ def parse_speed_factors(text: str) -> List[float]:
     return factors
 
 
+def parse_range(text: str) -> Tuple[float, float]:
+    """``"10,30"`` -> (10.0, 30.0): two numbers, low <= high."""
+    try:
+        low, high = (float(item) for item in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH such as 10,30, got {text!r}") from None
+    if not low <= high:
+        raise argparse.ArgumentTypeError(f"expected LOW <= HIGH, got {text!r}")
+    return low, high
+
+
 def perturbed_id(utt_id: str, factor: float) -> str:
     """The id of an utterance played at ``factor`` times its speed: ``sp0.9-<id>``; 1.0 keeps the id."""
     return utt_id if factor == 1.0 else f"sp{factor:g}-{utt_id}"
@@ -125,11 +158,15 @@ def change_speed(waveform: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def compute_fbank(
-    path: Path, min_duration: float, max_duration: float, speeds: Sequence[float] = (1.0,)
+    path: Path,
+    min_duration: float,
+    max_duration: float,
+    speeds: Sequence[float] = (1.0,),
+    augmenter: Optional[WaveformAugmenter] = None,
 ) -> List[Union[np.ndarray, str]]:
     """For each of ``speeds``, the (frames, 80) float32 filterbanks of one audio file played at that
-    speed, or the reason it cannot be used (the duration limits apply to the perturbed audio). The
-    file is read once for all speeds."""
+    speed (then through ``augmenter``, keyed by the copy's id), or the reason it cannot be used (the
+    duration limits apply to the perturbed audio). The file is read once for all speeds."""
     try:
         waveform = load_waveform(path)
     except AudioError as error:
@@ -139,6 +176,8 @@ def compute_fbank(
         played = change_speed(waveform, speed)
         duration = played.shape[1] / SAMPLE_RATE
         if min_duration <= duration <= max_duration:
+            if augmenter is not None:
+                played = augmenter(perturbed_id(path.stem, speed), played)
             results.append(kaldi_fbank(played))
         else:
             results.append(f"duration {duration:.2f} s outside [{min_duration}, {max_duration}]")
@@ -150,10 +189,10 @@ def _worker_init() -> None:
 
 
 def _fbank_job(
-    job: Tuple[str, str, float, float, List[float]],
+    job: Tuple[str, str, float, float, List[float], Optional[WaveformAugmenter]],
 ) -> List[Tuple[str, Union[np.ndarray, str]]]:
-    utt_id, path, min_duration, max_duration, speeds = job
-    results = compute_fbank(Path(path), min_duration, max_duration, speeds)
+    utt_id, path, min_duration, max_duration, speeds, augmenter = job
+    results = compute_fbank(Path(path), min_duration, max_duration, speeds, augmenter)
     return [(perturbed_id(utt_id, speed), result) for speed, result in zip(speeds, results, strict=True)]
 
 
@@ -193,11 +232,12 @@ def prepare_split(
     if not wav_files:
         raise FileNotFoundError(f"no wav files under {corpus_root / 'data_aishell' / 'wav' / split}")
     factors = speed_factors(split, args)
+    augmenter = args.augmenter if split == "train" and args.augmenter.active else None
     skipped: List[List[str]] = []
     jobs = []  # one per audio file: every speed of it is computed from one read
     for path in wav_files:
         if path.stem in transcripts:
-            jobs.append((path.stem, str(path), args.min_duration, args.max_duration, factors))
+            jobs.append((path.stem, str(path), args.min_duration, args.max_duration, factors, augmenter))
         else:
             skipped.append([path.stem, str(path), "no transcript"])
     frame_counts: Dict[str, int] = {}
@@ -229,6 +269,12 @@ def prepare_split(
     for reason, count in Counter(row[2].split(":")[0] for row in skipped).most_common():
         print(f"  skipped: {count} x {reason}")
     return list({original_id(row[0]): row[3].split() for row in rows}.values())
+
+
+def recorded_augmentation(output_root: Path) -> str:
+    """The augmentation a prepared train split was made with (none when nothing is recorded)."""
+    record = output_root / AUGMENTATION_RECORD
+    return record.read_text(encoding="utf-8") if record.is_file() else NO_AUGMENTATION
 
 
 def split_name(text: str) -> str:
@@ -287,7 +333,70 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="train split only: also write each utterance played at these speeds, e.g. 0.9,1.0,1.1 "
         "(copies named sp0.9-<id>; include 1.0 to keep the original). Default: no perturbation",
     )
-    return parser.parse_args(argv)
+    augment = parser.add_argument_group("train augmentation (off by default; the same draws on a re-run)")
+    augment.add_argument(
+        "--volume-perturb",
+        type=parse_range,
+        metavar="LOW,HIGH",
+        help="play each training utterance at a gain drawn uniformly from LOW..HIGH, e.g. 0.125,2 "
+        "(utterance CMVN removes a gain again: useful with global or no CMVN)",
+    )
+    augment.add_argument(
+        "--noise-snr",
+        type=parse_range,
+        metavar="LOW,HIGH",
+        help="add noise to each training utterance at an SNR (dB) drawn uniformly from LOW..HIGH, e.g. 10,30",
+    )
+    augment.add_argument(
+        "--noise-dir",
+        type=Path,
+        help="folder of .wav/.flac noise (searched recursively) for --noise-snr; default: generated noise",
+    )
+    augment.add_argument(
+        "--noise-kind",
+        choices=NOISE_KINDS,
+        default="white",
+        help="generated noise for --noise-snr without --noise-dir (default: white)",
+    )
+    augment.add_argument(
+        "--augment-seed", type=int, default=1, help="seed of the augmentation draws (default 1)"
+    )
+    augment.add_argument(
+        "--time-warp",
+        type=int,
+        default=0,
+        metavar="W",
+        help="SpecAugment time warping of train features by up to W frames, in config.yaml (default 0: off)",
+    )
+    args = parser.parse_args(argv)
+    if args.time_warp < 0:
+        parser.error(f"--time-warp must be >= 0, got {args.time_warp}")
+    if args.volume_perturb is not None and args.volume_perturb[0] <= 0:
+        parser.error(f"--volume-perturb gains must be positive, got {args.volume_perturb}")
+    if args.noise_dir is not None and args.noise_snr is None:
+        parser.error("--noise-dir needs --noise-snr LOW,HIGH")
+    try:
+        paths = noise_files(args.noise_dir) if args.noise_dir is not None else ()
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    args.augmenter = WaveformAugmenter(
+        args.volume_perturb, args.noise_snr, args.noise_kind, paths, args.augment_seed
+    )
+    return args
+
+
+def augmentation_record(args) -> str:
+    """The train augmentation settings, as ``train.augmentation.txt`` records them."""
+    if not args.augmenter.active:
+        return NO_AUGMENTATION
+    noise = None
+    if args.noise_snr is not None:
+        noise = (
+            f"snr {args.noise_snr} from {args.noise_dir}"
+            if args.noise_dir
+            else f"snr {args.noise_snr} {args.noise_kind}"
+        )
+    return f"volume {args.volume_perturb}; noise {noise}; seed {args.augment_seed}\n"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -307,8 +416,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                     f"{manifest} holds speed factors {found}, not the {wanted} asked for: "
                     "pass --overwrite to prepare it again"
                 )
+            if split == "train" and recorded_augmentation(args.output_root) != augmentation_record(args):
+                raise SystemExit(
+                    f"{manifest} was prepared with augmentation {recorded_augmentation(args.output_root)!r}, "
+                    f"not the {augmentation_record(args)!r} asked for: pass --overwrite to prepare it again"
+                )
             print(f"{split}: {manifest} exists, skipped (--overwrite redoes it)")
         else:
+            if split == "train":
+                _atomic_write_text(args.output_root / AUGMENTATION_RECORD, augmentation_record(args))
             texts[split] = prepare_split(split, args.corpus_root, args.output_root, transcripts, args)
     dictionary = args.output_root / "dict.txt"
     if "train" in texts:
@@ -323,7 +439,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for split in splits:
         if split != "train":
             report_oov(split, texts[split], vocabulary)
-    _atomic_write_text(args.output_root / "config.yaml", CONFIG_YAML.format(bins=NUM_MEL_BINS))
+    _atomic_write_text(args.output_root / "config.yaml", data_config(args.time_warp))
     return 0
 
 

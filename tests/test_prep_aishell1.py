@@ -17,7 +17,11 @@ import torch
 import torchaudio
 import yaml
 from fairseq.data.audio.audio_utils import get_features_or_waveform
+from fairseq.data.audio.data_cfg import S2TDataConfig
 from fairseq.data.audio.feature_transforms.specaugment import SpecAugmentTransform
+
+from cif_plugin.tasks.fbank_features import load_waveform
+from cif_plugin.tasks.waveform_augment import WaveformAugmenter
 
 from fairseq_setup import build_from_command_line
 from killed_run import KILLED_RUN, run_killed
@@ -293,3 +297,70 @@ def test_every_specaugment_key_is_one_fairseq_reads(prepared):
     config = yaml.safe_load((output / "config.yaml").read_text(encoding="utf-8"))["specaugment"]
     read_by_fairseq = inspect.getsource(SpecAugmentTransform.from_config_dict)
     assert config and all(f'"{key}"' in read_by_fairseq for key in config)
+
+
+@pytest.fixture(scope="module")
+def louder(prepared, tmp_path_factory):
+    corpus, plain, _ = prepared
+    output = tmp_path_factory.mktemp("louder") / "data"
+    return corpus, plain, output, _prepare(corpus, output, "--volume-perturb", "2,2", "--time-warp", "5")
+
+
+def test_volume_perturbation_shifts_the_train_features_by_2_ln_g_only(louder):
+    _, plain, output, _ = louder
+    for split, shift in (("train", 2 * np.log(2.0)), ("dev", 0.0), ("test", 0.0)):
+        rows, plain_rows = _rows(output / f"{split}.tsv"), _rows(plain / f"{split}.tsv")
+        assert [row["id"] for row in rows] == [row["id"] for row in plain_rows]
+        for row, plain_row in zip(rows, plain_rows, strict=True):
+            features = get_features_or_waveform(str(output / row["audio"]))
+            expected = get_features_or_waveform(str(plain / plain_row["audio"])) + shift
+            np.testing.assert_allclose(features, expected, atol=2e-4)
+    assert (output / "train.augmentation.txt").read_text(encoding="utf-8").startswith("volume (2.0, 2.0)")
+
+
+def test_noise_is_added_to_train_with_draws_fixed_by_the_seed_and_the_id(prepared, tmp_path):
+    corpus, plain, _ = prepared
+    output = tmp_path / "data"
+    _prepare(corpus, output, "--splits", "train", "--noise-snr", "20,20", "--noise-kind", "pink")
+    augmenter = WaveformAugmenter(snr_range=(20.0, 20.0), noise_kind="pink", seed=1)
+    for row, plain_row in zip(_rows(output / "train.tsv"), _rows(plain / "train.tsv"), strict=True):
+        path = corpus / "data_aishell" / "wav" / "train" / row["speaker"] / f"{row['id']}.wav"
+        waveform = load_waveform(path)
+        expected = torchaudio.compliance.kaldi.fbank(
+            augmenter(row["id"], waveform) * 32768, num_mel_bins=80, sample_frequency=16000
+        )
+        features = get_features_or_waveform(str(output / row["audio"]))
+        np.testing.assert_allclose(features, expected.numpy(), rtol=1e-4, atol=1e-4)
+        clean = get_features_or_waveform(str(plain / plain_row["audio"]))
+        assert np.abs(features - clean).mean() > 0.05  # 20 dB of noise changes the quiet bins
+
+
+def test_time_warp_joins_the_train_transforms_only(louder):
+    _, _, output, _ = louder
+    data_cfg = S2TDataConfig(output / "config.yaml")
+    train = data_cfg.get_feature_transforms("train", True)["feature_transforms"]
+    assert train == ["utterance_cmvn", "time_warp", "specaugment"]
+    assert data_cfg.get_feature_transforms("test", False)["feature_transforms"] == ["utterance_cmvn"]
+    assert data_cfg.config["time_warp"] == {"W": 5}
+
+
+def test_rerunning_with_other_augmentation_asks_for_overwrite(louder):
+    corpus, _, output, _ = louder
+    command = [sys.executable, str(SCRIPT), "--corpus-root", str(corpus), "--output-root", str(output)]
+    result = subprocess.run(
+        command + ["--volume-perturb", "2,2"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and "train: " in result.stdout and "exists, skipped" in result.stdout
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "was prepared with augmentation 'volume (2.0, 2.0); noise None; seed 1\\n'" in result.stderr
+    result = subprocess.run(command + ["--noise-dir", str(corpus)], capture_output=True, text=True)
+    assert result.returncode != 0 and "--noise-dir needs --noise-snr" in result.stderr
+    empty = output.parent / "no_noise_here"
+    empty.mkdir()
+    result = subprocess.run(
+        command + ["--noise-snr", "5,10", "--noise-dir", str(empty)], capture_output=True, text=True
+    )
+    assert (
+        result.returncode != 0 and f"no .wav or .flac files under the noise folder {empty}" in result.stderr
+    )
