@@ -144,6 +144,22 @@ def test_boolean_options_can_be_set_either_way(tiny_data):
     assert on.model.apply_scaling is True
 
 
+def test_options_named_no_something_switch_it_off(tiny_data):
+    """argparse's BooleanOptionalAction sets False for any flag starting with --no-, so
+    --no-token-positional-embeddings once left the decoder positions in."""
+    _, _, with_positions, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny")
+    assert with_positions.decoder.embed_positions is not None
+    flags = ["--no-token-positional-embeddings", "--no-scale-embedding", "--no-decoder-final-norm"]
+    cfg, _, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny", flags)
+    assert cfg.model.no_token_positional_embeddings is True and model.decoder.embed_positions is None
+    assert cfg.model.no_scale_embedding is True and model.encoder.embed_scale == 1.0
+    assert cfg.model.no_decoder_final_norm is True
+    back = [flag.replace("--no-", "--no-no-", 1) for flag in flags]
+    cfg, _, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny", flags + back)
+    assert not (cfg.model.no_token_positional_embeddings or cfg.model.no_scale_embedding)
+    assert model.decoder.embed_positions is not None and model.encoder.embed_scale == 8.0
+
+
 def test_command_line_overrides_the_architecture(tiny_data):
     cfg, _, model, _ = build_from_command_line(
         tiny_data, "s2t_cif_transformer_tiny", ["--encoder-layers", "2", "--pooling-layer-ids", "1"]
