@@ -52,7 +52,7 @@ def test_random_warps_stay_within_w_and_keep_the_ends():
             (c, s)
             for c in range(5, 45)
             for s in range(-5, 6)
-            if np.allclose(warped, TimeWarp.warp(features, c, s))
+            if 0 < c + s < 49 and np.allclose(warped, TimeWarp.warp(features, c, s))
         ]
         assert matches
     assert changed > 30  # shift 0 (no change) is 1 draw in 11
@@ -64,6 +64,8 @@ def test_no_warp_for_w_0_or_a_short_input():
     assert TimeWarp(5)(features) is features  # 10 frames leave no room for a warp point
     with pytest.raises(ValueError, match="W must be >= 0"):
         TimeWarp(-1)
+    with pytest.raises(ValueError, match=r"warp target frame 9 is not inside \(0, 9\)"):
+        TimeWarp.warp(features, 7, 2)
 
 
 def test_the_data_config_builds_it_by_name():

@@ -42,6 +42,8 @@ class TimeWarp(AudioFeatureTransform):
         (0, T - 1)."""
         frames = features.shape[0]
         target = centre + shift
+        if not 0 < target < frames - 1:
+            raise ValueError(f"warp target frame {target} is not inside (0, {frames - 1})")
         output = np.arange(frames, dtype=np.float64)
         # Source position of each output frame: piecewise linear through (0, 0), (target, centre) and
         # (T - 1, T - 1).
