@@ -5,11 +5,16 @@ Writes ``<output-root>/data_aishell/wav/{train,dev,test}/<speaker>/BAC009<speake
 ``scripts/prep_aishell1.py`` reads, so the real preparation runs on it unchanged.
 
 A "speaker" is one espeak-ng setting of the Mandarin voice (``cmn``): a voice variant, a speed and a
-pitch; dev and test speakers never occur in train. Each utterance gets a little white noise at
-``--snr-db``. Sentences come from ``--sentences``: ``numbers`` (the default: a built-in generator of
-number, date, time and price phrases over ~30 characters) or a text file with one sentence per line,
-optionally preceded by an utterance id (e.g. an AISHELL-1 transcript file), restricted
-with ``--top-chars N`` to the sentences that use only the N most frequent characters of the file.
+pitch. The test measures voices the model never heard (leave-variants-out): dev and test speakers use
+voice variants that never occur in train (``DEV_VARIANTS``, ``TEST_VARIANTS``; every other variant
+espeak-ng ships is a training voice), and test speakers speak at rates and pitches outside the training
+ranges. Each utterance gets a little white noise at ``--snr-db``. Sentences come from ``--sentences``:
+``numbers`` (the default: a built-in generator of number, date, time and price phrases over ~30
+characters) or a text file with one sentence per line, optionally preceded by an utterance id (e.g. an
+AISHELL-1 transcript file), restricted with ``--top-chars N`` to the sentences that use only the N most
+frequent characters of the file. With ``numbers``, a fourth split, ``test_long`` (``--long-utterances``),
+has the test speakers say compositions longer than any training phrase: a date followed by a time, a
+long digit string, a count followed by a price.
 The same ``--seed`` gives the same corpus; existing wav files are kept on a re-run.
 
 Requires espeak-ng (``make install`` installs it).
@@ -32,8 +37,16 @@ import soundfile
 from tqdm import tqdm
 
 SPLITS = ("train", "dev", "test")
+LONG_SPLIT = "test_long"
 DIGITS = "零一二三四五六七八九"
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
+# Held-out voice variants: everyday male and female voices, a Klatt voice and a whisper among them.
+DEV_VARIANTS = ("m4", "f3", "Andy", "klatt5", "Gene2", "linda", "robosoft3", "iven2")
+TEST_VARIANTS = ("m8", "Annie", "Alicia", "benjamin", "klatt3", "steph2", "Mr", "whisperf")
+# Speaking rate (words per minute) and pitch (0-99) of espeak-ng: train draws inside the ranges, test
+# speakers outside them.
+TRAIN_SPEEDS, TRAIN_PITCHES = (130, 190), (30, 75)
+TEST_SPEEDS, TEST_PITCHES = ((112, 124), (196, 208)), ((12, 24), (81, 93))
+LONGEST_TRAINING_PHRASE = 12  # characters; number_phrase never says more
 
 
 def chinese_number(value: int) -> str:
@@ -54,12 +67,36 @@ def chinese_number(value: int) -> str:
     return text
 
 
-def number_phrase(rng: random.Random) -> str:
-    """One random date, time, price, count or digit-string phrase."""
+def _year(rng: random.Random) -> str:
+    return "".join(DIGITS[int(d)] for d in str(rng.randint(1950, 2030)))
+
+
+def _full_date(rng: random.Random) -> str:
+    return f"{_year(rng)}年{chinese_number(rng.randint(1, 12))}月{chinese_number(rng.randint(1, 28))}日"
+
+
+def _short_part(rng: random.Random) -> str:
+    """A short phrase that a composition joins: a day, a time, a price, a count or 3-5 digits."""
     kind = rng.randrange(5)
     if kind == 0:
-        year = "".join(DIGITS[int(d)] for d in str(rng.randint(1950, 2030)))
-        return f"{year}年{chinese_number(rng.randint(1, 12))}月{chinese_number(rng.randint(1, 28))}日"
+        return f"{chinese_number(rng.randint(1, 12))}月{chinese_number(rng.randint(1, 28))}日"
+    if kind == 1:
+        part = rng.choice(["上午", "下午"])
+        return f"{part}{chinese_number(rng.randint(1, 12))}点{chinese_number(rng.randint(1, 59))}分"
+    if kind == 2:
+        return f"{chinese_number(rng.randint(1, 999))}元"
+    if kind == 3:
+        return f"{chinese_number(rng.randint(2, 99))}个"
+    return "".join(rng.choice(DIGITS) for _ in range(rng.randint(3, 5)))
+
+
+def number_phrase(rng: random.Random) -> str:
+    """One random date, time, price, count or digit-string phrase, or (one in six) a composition of
+    two short ones (e.g. a day and a time, a count and a price) of at most
+    ``LONGEST_TRAINING_PHRASE`` characters."""
+    kind = rng.randrange(6)
+    if kind == 0:
+        return _full_date(rng)
     if kind == 1:
         part = rng.choice(["上午", "下午"])
         return f"{part}{chinese_number(rng.randint(1, 12))}点{chinese_number(rng.randint(1, 59))}分"
@@ -67,7 +104,29 @@ def number_phrase(rng: random.Random) -> str:
         return f"{chinese_number(rng.randint(1, 99999))}元"
     if kind == 3:
         return f"{chinese_number(rng.randint(2, 999))}个"
-    return "".join(rng.choice(DIGITS) for _ in range(rng.randint(3, 7)))
+    if kind == 4:
+        return "".join(rng.choice(DIGITS) for _ in range(rng.randint(3, 7)))
+    while True:
+        text = _short_part(rng) + _short_part(rng)
+        if len(text) <= LONGEST_TRAINING_PHRASE:
+            return text
+
+
+def long_phrase(rng: random.Random) -> str:
+    """A composition longer than any ``number_phrase``: a date and a time, a digit string of 13-18
+    digits, or a count and a price."""
+    while True:
+        kind = rng.randrange(3)
+        if kind == 0:
+            date = _full_date(rng)
+            part = rng.choice(["上午", "下午"])
+            text = f"{date}{part}{chinese_number(rng.randint(1, 12))}点{chinese_number(rng.randint(1, 59))}分"
+        elif kind == 1:
+            text = "".join(rng.choice(DIGITS) for _ in range(rng.randint(13, 18)))
+        else:
+            text = f"{chinese_number(rng.randint(2, 999))}个{chinese_number(rng.randint(1, 99999))}元"
+        if len(text) > LONGEST_TRAINING_PHRASE:
+            return text
 
 
 def sentences_from_file(path: Path, top_chars: Optional[int], max_chars: int) -> List[str]:
@@ -90,14 +149,46 @@ def sentences_from_file(path: Path, top_chars: Optional[int], max_chars: int) ->
     return sentences
 
 
-def make_speakers(rng: random.Random, counts: Tuple[int, int, int]) -> List[List[Tuple[str, int, int]]]:
-    """Disjoint (variant, speed, pitch) settings for train, dev and test."""
-    settings = [(v, s, p) for v in VARIANTS for s in (130, 150, 170, 190) for p in (30, 45, 60, 75)]
-    rng.shuffle(settings)
-    if sum(counts) > len(settings):
-        raise ValueError(f"at most {len(settings)} speakers in total, asked for {sum(counts)}")
-    first_dev, first_test = counts[0], counts[0] + counts[1]
-    return [settings[:first_dev], settings[first_dev:first_test], settings[first_test : sum(counts)]]
+def espeak_variants() -> List[str]:
+    """The voice variants this espeak-ng ships (``espeak-ng --voices=variant``), sorted."""
+    listing = subprocess.run(
+        ["espeak-ng", "--voices=variant"], check=True, capture_output=True, text=True
+    ).stdout.splitlines()[1:]
+    return sorted(line.split()[4].removeprefix("!v/") for line in listing if len(line.split()) > 4)
+
+
+def _outside(rng: random.Random, ranges: Tuple[Tuple[int, int], ...]) -> int:
+    return rng.randint(*rng.choice(ranges))
+
+
+def make_speakers(
+    rng: random.Random, counts: Tuple[int, int, int], variants: List[str]
+) -> List[List[Tuple[str, int, int]]]:
+    """(variant, speed, pitch) settings for train, dev and test.
+
+    Train cycles through the training variants (every one of ``variants`` not held out) at speeds and
+    pitches drawn inside the training ranges; dev cycles through ``DEV_VARIANTS`` and test through
+    ``TEST_VARIANTS``, test at speeds and pitches outside the training ranges.
+    """
+    held_out = set(DEV_VARIANTS) | set(TEST_VARIANTS)
+    missing = held_out - set(variants)
+    if missing:
+        raise ValueError(f"this espeak-ng lacks the held-out voice variants {sorted(missing)}")
+    train_variants = [v for v in variants if v not in held_out]
+    rng.shuffle(train_variants)
+    train = [
+        (train_variants[i % len(train_variants)], rng.randint(*TRAIN_SPEEDS), rng.randint(*TRAIN_PITCHES))
+        for i in range(counts[0])
+    ]
+    dev = [
+        (DEV_VARIANTS[i % len(DEV_VARIANTS)], rng.randint(*TRAIN_SPEEDS), rng.randint(*TRAIN_PITCHES))
+        for i in range(counts[1])
+    ]
+    test = [
+        (TEST_VARIANTS[i % len(TEST_VARIANTS)], _outside(rng, TEST_SPEEDS), _outside(rng, TEST_PITCHES))
+        for i in range(counts[2])
+    ]
+    return [train, dev, test]
 
 
 def synthesise(text: str, setting: Tuple[str, int, int], path: Path, snr_db: float, seed: int) -> None:
@@ -151,10 +242,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "--speakers",
         type=int,
         nargs=3,
-        default=[12, 3, 3],
+        default=[80, 8, 8],
         metavar=("TRAIN", "DEV", "TEST"),
-        help="speakers (voice, rate and pitch settings) of each split; no speaker is in two splits "
-        "(default: 12 3 3)",
+        help="speakers (voice variant, rate and pitch settings) of each split; dev and test voice "
+        "variants never occur in train (default: 80 8 8)",
+    )
+    parser.add_argument(
+        "--long-utterances",
+        type=int,
+        default=150,
+        help="utterances of the test_long split (test speakers, phrases longer than any training phrase; "
+        "--sentences numbers only; 0: none)",
     )
     parser.add_argument(
         "--sentences", default="numbers", help="'numbers' (built-in generator) or a text file"
@@ -184,14 +282,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         pool = None
     else:
         pool = sentences_from_file(Path(args.sentences), args.top_chars, args.max_chars)
-    speakers = make_speakers(rng, tuple(args.speakers))
+    if not all(0 < count < 1000 for count in args.speakers):
+        raise SystemExit(f"--speakers: 1 to 999 per split, not {args.speakers}")
+    speakers = make_speakers(rng, tuple(args.speakers), espeak_variants())
+    plan = list(zip(SPLITS, args.utterances, speakers, (number_phrase,) * 3, strict=True))
+    if pool is None and args.long_utterances > 0:
+        plan.append((LONG_SPLIT, args.long_utterances, speakers[2], long_phrase))
     jobs, transcript = [], []
-    for split, count, split_speakers in zip(SPLITS, args.utterances, speakers, strict=True):
+    for number, (split, count, split_speakers, phrase) in enumerate(plan):
         for index in range(count):
             speaker_index = index % len(split_speakers)
-            speaker = f"S{SPLITS.index(split) * 100 + speaker_index + 1:04d}"
+            speaker = f"S{number * 1000 + speaker_index + 1:04d}"
             utt_id = f"BAC009{speaker}W{index // len(split_speakers) + 1:04d}"
-            text = number_phrase(rng) if pool is None else rng.choice(pool)
+            text = phrase(rng) if pool is None else rng.choice(pool)
             path = args.output_root / "data_aishell" / "wav" / split / speaker / f"{utt_id}.wav"
             jobs.append((text, split_speakers[speaker_index], path, args.snr_db, rng.randrange(2**31)))
             transcript.append(f"{utt_id} {text}\n")

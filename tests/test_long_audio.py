@@ -1,6 +1,7 @@
 """Slow: a few minutes of the demo's test utterances, joined with pauses, transcribed through the VAD
-path by the models `make demo` trains (the recipe's finished stages are reused): CER <= 1 % against
-the joined transcripts, and every token within 0.2 s of where its utterance was placed."""
+path by the models `make demo` trains (the recipe's finished stages are reused): within 1 % of the
+same model transcribing each utterance alone, CER <= 5 % against the joined transcripts (the test
+voices are held out of training), and every token within 0.2 s of where its utterance was placed."""
 
 import subprocess
 from pathlib import Path
@@ -36,7 +37,8 @@ def test_minutes_of_speech_through_the_vad_path(demo_models, family, tmp_path):
     )
     rng = np.random.default_rng(0)
     pieces, placed, clock, rate = [], [], 0.0, None
-    for path in sorted((CORPUS / "wav" / "test").glob("*/*.wav"))[:40]:
+    paths = sorted((CORPUS / "wav" / "test").glob("*/*.wav"))[:40]
+    for path in paths:
         samples, rate = soundfile.read(str(path))
         pause = rng.uniform(0.8, 2.0)
         pieces += [np.zeros(int(pause * rate)), samples]
@@ -46,8 +48,11 @@ def test_minutes_of_speech_through_the_vad_path(demo_models, family, tmp_path):
     recording = tmp_path / "long.wav"
     soundfile.write(str(recording), np.concatenate(pieces + [np.zeros(rate)]), rate)
     assert clock > 120  # minutes, far above max_segment_seconds
-    transcript = Recognizer.from_pretrained(demo_models[family]).transcribe([recording])[0]
+    recognizer = Recognizer.from_pretrained(demo_models[family])
+    transcript = recognizer.transcribe([recording])[0]
     reference = "".join(text for _, _, text in placed)
-    assert editdistance.eval(transcript.text, reference) <= 0.01 * len(reference)
+    one_by_one = "".join(result.text for result in recognizer.transcribe(paths))
+    assert editdistance.eval(transcript.text, one_by_one) <= 0.01 * len(reference)
+    assert editdistance.eval(transcript.text, reference) <= 0.05 * len(reference)
     for token in transcript.tokens:
         assert any(start - 0.2 <= token.start and token.end <= end + 0.2 for start, end, _ in placed), token

@@ -88,7 +88,7 @@ system_confs() {  # the distillation conf files of a system
 }
 
 if $tiny && run_stage 0 "synthesise a small AISHELL-1-shaped corpus"; then
-  "$python" scripts/make_synthetic_corpus.py --output-root "$corpus_root" --utterances 400 60 60 --seed 3
+  "$python" scripts/make_synthetic_corpus.py --output-root "$corpus_root" --utterances 400 60 60 --long-utterances 0 --seed 3
   mark_done 0
 fi
 

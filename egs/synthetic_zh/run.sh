@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Synthetic Mandarin demo: espeak-ng corpus -> AISHELL-1 preparation -> tiny CIF model on the CPU
-# -> fairseq-generate on the test split -> CER. `make demo` runs it; about 5 minutes on 2 cores.
+# Synthetic Mandarin demo: espeak-ng corpus -> AISHELL-1 preparation (3-way speed perturbation of
+# train) -> tiny CIF model on the CPU -> fairseq-generate -> CER on voices the model never heard: the
+# test split (held-out voice variants, rates and pitches outside the training ranges) and test_long
+# (the same voices saying compositions longer than any training phrase). `make demo` runs it; about
+# 13 minutes on 2 cores.
 #
-# Usage: bash egs/synthetic_zh/run.sh [--stage N] [--stop-stage M] [--max-epoch E] [--seed S] [--distill] [--ctc]
-#        [--asg]
+# Usage: bash egs/synthetic_zh/run.sh [--stage N] [--stop-stage M] [--max-epoch E] [--seed S] [--seeds K]
+#        [--corpus-seed C] [--no-speed-perturb] [--distill] [--ctc] [--asg]
+# --seed S trains with seed S (exp/cif_tiny); --seeds K trains K models, seeds S..S+K-1 (seed S in
+# exp/cif_tiny, the others in exp/cif_tiny_seed<k>), on the same corpus and prints the mean and spread of
+# their CERs. --corpus-seed C synthesises a different corpus (default 1).
 # Stages: 1 synthesise, 2 prepare, 3 train, decode and score; with --distill also 6 PLM features of a
 # RANDOM BERT and 7 HieraDist training, decoding and scoring: a plumbing check of distillation
 # (no pre-trained model is reachable here), not a result; with --ctc also 8 the CTC baseline
@@ -14,8 +20,11 @@ set -euo pipefail
 
 stage=1
 stop_stage=3
-max_epoch=15
+max_epoch=10
 seed=1
+seeds=1
+corpus_seed=1
+speed_perturb=0.9,1.0,1.1
 utterances="1500 150 150"  # train dev test
 beam=1
 distill=false
@@ -28,6 +37,9 @@ while [ $# -gt 0 ]; do
     --stop-stage) stop_stage=$2; shift 2 ;;
     --max-epoch) max_epoch=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
+    --seeds) seeds=$2; shift 2 ;;
+    --corpus-seed) corpus_seed=$2; shift 2 ;;
+    --no-speed-perturb) speed_perturb=1.0; shift ;;
     --beam) beam=$2; shift 2 ;;
     --distill) distill=true; stop_stage=$((stop_stage > 8 ? stop_stage : 8)); shift ;;
     --ctc) ctc=true; stop_stage=$((stop_stage > 8 ? stop_stage : 8)); shift ;;
@@ -41,55 +53,78 @@ repo=$(cd "$recipe_dir/../.." && pwd)
 python=$repo/.venv/bin/python
 bin=$repo/.venv/bin
 corpus=$recipe_dir/data/corpus
-data=$recipe_dir/data/prepared
-exp=$recipe_dir/exp/cif_tiny
+suffix=$([ "$speed_perturb" = 1.0 ] && echo _nosp || true)
+data=$recipe_dir/data/prepared$suffix
+exp=$recipe_dir/exp/cif_tiny$suffix
+test_sets=(test test_long)
 common_options=(--user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml
   --train-subset train --valid-subset dev --optimizer adam --lr 2e-3
   --lr-scheduler inverse_sqrt --warmup-updates 200 --clip-norm 1.0 --max-tokens 8000
   --max-epoch "$max_epoch" --cpu --num-workers 1 --seed "$seed" --best-checkpoint-metric wer
   --keep-last-epochs 1 --no-epoch-checkpoints --no-progress-bar --log-interval 50)
+# No decoder positions: with them the decoder writes 日, where training dates end, at positions past the
+# training lengths (RESULTS.md, "Length"); its causal self-attention and the CIF vectors keep the order.
 train_options=("${common_options[@]}" --arch s2t_cif_transformer_tiny --criterion cif --ctc-loss-lambda 0.5
-  --apply-label-smoothing)
-mkdir -p "$recipe_dir/data" "$exp"
+  --apply-label-smoothing --no-token-positional-embeddings)
+mkdir -p "$corpus" "$data" "$exp"
 cd "$repo"
 
-stage_dir=$exp
 # shellcheck source=../stages.sh
 . "$recipe_dir/../stages.sh"
 
-if run_stage 1 "synthesise number and date phrases with espeak-ng"; then
+stage_dir=$corpus
+if run_stage 1 "synthesise number and date phrases with espeak-ng (test voices held out of train)"; then
   # shellcheck disable=SC2086
-  "$python" scripts/make_synthetic_corpus.py --output-root "$corpus" --utterances $utterances --seed "$seed"
+  "$python" scripts/make_synthetic_corpus.py --output-root "$corpus" --utterances $utterances \
+    --seed "$corpus_seed"
   mark_done 1
 fi
 
-if run_stage 2 "prepare fbank features, manifests and vocabulary"; then
-  "$python" scripts/prep_aishell1.py --corpus-root "$corpus" --output-root "$data"
+stage_dir=$data
+if run_stage 2 "prepare fbank features, manifests and vocabulary (train at speeds $speed_perturb)"; then
+  "$python" scripts/prep_aishell1.py --corpus-root "$corpus" --output-root "$data" \
+    --splits train dev "${test_sets[@]}" --speed-perturb "$speed_perturb"
   mark_done 2
 fi
 
 # train_decode_score DATA EXP BEAM FAIRSEQ-TRAIN-OPTIONS...: one family's training, fairseq-generate
-# decoding of the test split and CER; prints the CER line last.
+# decoding of each test set and its CER (exp/cer_<set>.txt); prints the CER lines last.
 train_decode_score() {
-  local data_dir=$1 exp_dir=$2 decode_beam=$3
+  local data_dir=$1 exp_dir=$2 decode_beam=$3 test_set
   shift 3
   mkdir -p "$exp_dir"
   "$bin/fairseq-train" "$data_dir" "$@" --save-dir "$exp_dir" 2>&1 | tee "$exp_dir/train.log" \
     | grep --line-buffered -E "valid on|done training"
-  "$bin/fairseq-generate" "$data_dir" --user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml \
-    --path "$exp_dir/checkpoint_best.pt" --gen-subset test --beam "$decode_beam" --max-tokens 20000 --cpu \
-    --scoring wer > "$exp_dir/decode_test.txt" 2> "$exp_dir/decode_test.log"
-  "$python" scripts/score_cer.py --generate-output "$exp_dir/decode_test.txt" --manifest "$data_dir/test.tsv" \
-    --per-utterance "$exp_dir/cer_test.tsv" --show 5 > "$exp_dir/cer_test.txt"
+  for test_set in "${test_sets[@]}"; do
+    "$bin/fairseq-generate" "$data_dir" --user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml \
+      --path "$exp_dir/checkpoint_best.pt" --gen-subset "$test_set" --beam "$decode_beam" --max-tokens 20000 \
+      --cpu --scoring wer > "$exp_dir/decode_$test_set.txt" 2> "$exp_dir/decode_$test_set.log"
+    "$python" scripts/score_cer.py --generate-output "$exp_dir/decode_$test_set.txt" \
+      --manifest "$data_dir/$test_set.tsv" --per-utterance "$exp_dir/cer_$test_set.tsv" --show 5 \
+      > "$exp_dir/cer_$test_set.txt"
+  done
+  for test_set in "${test_sets[@]}"; do echo "$test_set: $(tail -1 "$exp_dir/cer_$test_set.txt")"; done
 }
 
-if run_stage 3 "train s2t_cif_transformer_tiny on the CPU ($max_epoch epochs), decode (beam $beam) and score"; then
-  train_decode_score "$data" "$exp" "$beam" "${train_options[@]}"
-  cat "$exp/cer_test.txt"
-  mark_done 3
+seed_exps=()
+for ((k = seed; k < seed + seeds; k++)); do
+  seed_exp=$([ "$k" = "$seed" ] && echo "$exp" || echo "${exp}_seed$k")
+  seed_exps+=("$seed_exp")
+  stage_dir=$seed_exp
+  mkdir -p "$seed_exp"
+  if run_stage 3 "train s2t_cif_transformer_tiny on the CPU ($max_epoch epochs, seed $k), decode (beam $beam) and score"; then
+    train_decode_score "$data" "$seed_exp" "$beam" "${train_options[@]}" --seed "$k"
+    mark_done 3
+  fi
+done
+if [ "$stop_stage" -ge 3 ] && [ "$seeds" -gt 1 ]; then
+  for test_set in "${test_sets[@]}"; do
+    "$python" scripts/cer_over_runs.py --name "$test_set" "${seed_exps[@]/%//cer_$test_set.tsv}"
+  done
 fi
+stage_dir=$exp
 
-distill_exp=$recipe_dir/exp/cif_tiny_hieradist
+distill_exp=$recipe_dir/exp/cif_tiny${suffix}_hieradist
 if $distill && run_stage 6 "PLM features of a RANDOM BERT (plumbing check, not a pre-trained model)"; then
   "$python" scripts/make_random_bert.py --vocab-from "$data/dict.txt" --output "$recipe_dir/exp/random_bert"
   "$python" scripts/extract_plm_features.py --data "$data" --plm "$recipe_dir/exp/random_bert"
@@ -102,12 +137,11 @@ if $distill && run_stage 7 "HieraDist (ACD + LRD) training, decoding and scoring
   # shellcheck disable=SC2046
   train_decode_score "$data" "$distill_exp" "$beam" "${train_options[@]}" --bert-distill-feat-dim "$dim" \
     $(grep -hv -e '^\s*#' -e '^\s*$' "$conf_dir/distill_acd.conf" "$conf_dir/distill_lrd.conf")
-  tail -1 "$distill_exp/cer_test.txt"
   echo "NOTE: distilled from a RANDOM BERT: this checks the pipeline, it is not a distillation result"
   mark_done 7
 fi
 
-ctc_exp=$recipe_dir/exp/ctc_tiny
+ctc_exp=$recipe_dir/exp/ctc_tiny$suffix
 if $ctc && run_stage 8 "the CTC baseline: train, decode (beam $beam) and score beside the CIF model"; then
   train_decode_score "$data" "$ctc_exp" "$beam" "${common_options[@]}" --arch s2t_ctc_conformer_tiny \
     --criterion ctc_asr
@@ -116,13 +150,14 @@ if $ctc && run_stage 8 "the CTC baseline: train, decode (beam $beam) and score b
   mark_done 8
 fi
 
-asg_data=$recipe_dir/data/prepared_asg
-asg_exp=$recipe_dir/exp/asg_tiny
+asg_data=$recipe_dir/data/prepared${suffix}_asg
+asg_exp=$recipe_dir/exp/asg_tiny$suffix
 if $asg && run_stage 9 "ASG: train, decode (Viterbi) and score beside the CIF model"; then
   # The same features; the dictionary gains the replabel symbols "1" and "2" that ASG writes repeats with.
   mkdir -p "$asg_data"
   for zip in "$data"/*.zip; do ln -sf "$zip" "$asg_data/"; done
-  cp "$data"/train.tsv "$data"/dev.tsv "$data"/test.tsv "$data"/config.yaml "$asg_data/"
+  for split in train dev "${test_sets[@]}"; do cp "$data/$split.tsv" "$asg_data/"; done
+  cp "$data/config.yaml" "$asg_data/"
   { cat "$data/dict.txt"; printf '1 1\n2 1\n'; } > "$asg_data/dict.txt"
   train_decode_score "$asg_data" "$asg_exp" 1 "${common_options[@]}" --arch s2t_asg_conformer_tiny \
     --criterion asg --linseg-updates 100
