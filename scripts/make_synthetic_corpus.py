@@ -71,23 +71,43 @@ def _year(rng: random.Random) -> str:
     return "".join(DIGITS[int(d)] for d in str(rng.randint(1950, 2030)))
 
 
+def _day(rng: random.Random) -> str:
+    return f"{chinese_number(rng.randint(1, 12))}月{chinese_number(rng.randint(1, 28))}日"
+
+
 def _full_date(rng: random.Random) -> str:
-    return f"{_year(rng)}年{chinese_number(rng.randint(1, 12))}月{chinese_number(rng.randint(1, 28))}日"
+    return f"{_year(rng)}年{_day(rng)}"
+
+
+def _time(rng: random.Random) -> str:
+    part = rng.choice(["上午", "下午"])
+    return f"{part}{chinese_number(rng.randint(1, 12))}点{chinese_number(rng.randint(1, 59))}分"
+
+
+def _price(rng: random.Random, highest: int) -> str:
+    return f"{chinese_number(rng.randint(1, highest))}元"
+
+
+def _count(rng: random.Random, highest: int) -> str:
+    return f"{chinese_number(rng.randint(2, highest))}个"
+
+
+def _digits(rng: random.Random, fewest: int, most: int) -> str:
+    return "".join(rng.choice(DIGITS) for _ in range(rng.randint(fewest, most)))
 
 
 def _short_part(rng: random.Random) -> str:
     """A short phrase that a composition joins: a day, a time, a price, a count or 3-5 digits."""
     kind = rng.randrange(5)
     if kind == 0:
-        return f"{chinese_number(rng.randint(1, 12))}月{chinese_number(rng.randint(1, 28))}日"
+        return _day(rng)
     if kind == 1:
-        part = rng.choice(["上午", "下午"])
-        return f"{part}{chinese_number(rng.randint(1, 12))}点{chinese_number(rng.randint(1, 59))}分"
+        return _time(rng)
     if kind == 2:
-        return f"{chinese_number(rng.randint(1, 999))}元"
+        return _price(rng, 999)
     if kind == 3:
-        return f"{chinese_number(rng.randint(2, 99))}个"
-    return "".join(rng.choice(DIGITS) for _ in range(rng.randint(3, 5)))
+        return _count(rng, 99)
+    return _digits(rng, 3, 5)
 
 
 def number_phrase(rng: random.Random) -> str:
@@ -98,14 +118,13 @@ def number_phrase(rng: random.Random) -> str:
     if kind == 0:
         return _full_date(rng)
     if kind == 1:
-        part = rng.choice(["上午", "下午"])
-        return f"{part}{chinese_number(rng.randint(1, 12))}点{chinese_number(rng.randint(1, 59))}分"
+        return _time(rng)
     if kind == 2:
-        return f"{chinese_number(rng.randint(1, 99999))}元"
+        return _price(rng, 99999)
     if kind == 3:
-        return f"{chinese_number(rng.randint(2, 999))}个"
+        return _count(rng, 999)
     if kind == 4:
-        return "".join(rng.choice(DIGITS) for _ in range(rng.randint(3, 7)))
+        return _digits(rng, 3, 7)
     while True:
         text = _short_part(rng) + _short_part(rng)
         if len(text) <= LONGEST_TRAINING_PHRASE:
@@ -118,13 +137,11 @@ def long_phrase(rng: random.Random) -> str:
     while True:
         kind = rng.randrange(3)
         if kind == 0:
-            date = _full_date(rng)
-            part = rng.choice(["上午", "下午"])
-            text = f"{date}{part}{chinese_number(rng.randint(1, 12))}点{chinese_number(rng.randint(1, 59))}分"
+            text = _full_date(rng) + _time(rng)
         elif kind == 1:
-            text = "".join(rng.choice(DIGITS) for _ in range(rng.randint(13, 18)))
+            text = _digits(rng, 13, 18)
         else:
-            text = f"{chinese_number(rng.randint(2, 999))}个{chinese_number(rng.randint(1, 99999))}元"
+            text = _count(rng, 999) + _price(rng, 99999)
         if len(text) > LONGEST_TRAINING_PHRASE:
             return text
 
