@@ -8,7 +8,6 @@ manifests, a fairseq dictionary and the YAML data config, as the AISHELL-1 prepa
 """
 
 import csv
-import shutil
 from pathlib import Path
 from typing import Dict, Sequence
 
@@ -18,7 +17,7 @@ from cif_plugin.tasks.feature_zip import write_feature_zip
 
 NUM_BINS = 80
 CHARACTERS = "零一二三四五六七八九"
-AISHELL_DICT = Path(__file__).resolve().parents[2] / "shared" / "data" / "aishell1_dict.txt"
+AISHELL_VOCABULARY_SIZE = 4230  # dict.txt entries of AISHELL-1; fairseq adds 4 specials
 
 
 def write_dataset(
@@ -61,13 +60,10 @@ def write_dataset(
 
 
 def write_aishell_sized_data_dir(root: Path) -> Path:
-    """A data folder (no audio) with the AISHELL-1 dictionary, 4,234 symbols with the specials; where
-    ../shared is absent, a stand-in of the same size (model sizes depend only on the count)."""
+    """A data folder (no audio) with a dictionary the size of AISHELL-1's, 4,234 symbols with the
+    specials (model sizes depend only on the count)."""
     root.mkdir(parents=True, exist_ok=True)
-    if AISHELL_DICT.is_file():
-        shutil.copy(AISHELL_DICT, root / "dict.txt")
-    else:
-        (root / "dict.txt").write_text("".join(f"c{i} 1\n" for i in range(4230)))
+    (root / "dict.txt").write_text("".join(f"c{i} 1\n" for i in range(AISHELL_VOCABULARY_SIZE)))
     write_data_config(root)
     return root
 
