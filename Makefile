@@ -5,7 +5,7 @@ VENV_PYTHON := $(VENV)/bin/python
 PIP := $(VENV_PYTHON) -m pip
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install system-packages test test-slow demo lint bench clean mutation
+.PHONY: install system-packages test test-slow demo lint bench bench-peers clean mutation
 
 install: system-packages $(INSTALLED)
 
@@ -46,8 +46,14 @@ bench: install
 	$(VENV_PYTHON) benchmarks/bench_cif.py
 	$(VENV_PYTHON) benchmarks/bench_asg.py
 
+# FunASR's Paraformer for the side-by-side of benchmarks/bench_decode.py, installed apart from our
+# pins (--no-deps, into .venv-peers/, which the benchmark appends to sys.path). Not part of `make test`.
+PEERS := .venv-peers
+bench-peers: install
+	$(PIP) install --upgrade --no-deps --target $(PEERS) -r benchmarks/requirements-peers.txt
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache cif_plugin/ops/asg/*.so
+	rm -rf $(VENV) $(PEERS) build *.egg-info .pytest_cache cif_plugin/ops/asg/*.so
 
 # Mutation testing of the core modules (hours on 2 cores; not part of `make test`): mutation/.
 mutation: install

@@ -2,6 +2,8 @@
 
 import torch
 
+from cif_plugin.generation.cached_decoding import CifDecoderSteps
+
 from fairseq_setup import build_from_command_line
 
 PAPER_PARAMETERS = 47_208_587  # as published, with the 4,234-symbol AISHELL-1 dictionary
@@ -68,7 +70,7 @@ def test_paper_length_arithmetic(aishell_data):
     assert not encoder["encoder_padding_mask"].any()
 
 
-def test_incremental_decoding_reproduces_teacher_forced_logits(tiny_data):
+def test_step_by_step_decoding_reproduces_teacher_forced_logits(tiny_data):
     _, task, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny")
     decoder = model.decoder.double().eval()
     torch.manual_seed(0)
@@ -79,12 +81,9 @@ def test_incremental_decoding_reproduces_teacher_forced_logits(tiny_data):
     with torch.no_grad():
         teacher_forced, extra = decoder(prev_tokens, encoder_out=cif)
         assert teacher_forced.shape[1] == steps and extra["decoder_states"].shape == (batch, steps, 64)
-        incremental_state = {}
-        stepwise = [
-            decoder(prev_tokens[:, : t + 1], {"cif_out": cif["cif_out"][:, : t + 1]}, incremental_state)[0]
-            for t in range(steps)
-        ]
-    torch.testing.assert_close(torch.cat(stepwise, dim=1), teacher_forced, atol=1e-10, rtol=0)
+        stepper = CifDecoderSteps(decoder, cif["cif_out"])
+        stepwise = [stepper.logits(prev_tokens[:, t], t) for t in range(steps)]
+    torch.testing.assert_close(torch.stack(stepwise, dim=1), teacher_forced, atol=1e-10, rtol=0)
 
 
 def test_outputs_do_not_depend_on_batch_padding(tiny_data):

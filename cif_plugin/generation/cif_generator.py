@@ -3,16 +3,16 @@
 Each utterance is decoded for exactly as many steps as its CIF fired (the last fire stands for
 ``</s>``), and its output is cut after the first ``</s>`` (the dictionary's eos index). Modes:
 
-- ``greedy`` (``--beam 1``): arg-max at every step, incremental decoding;
-- ``beam``: beam search batched over utterances and beams with incremental decoding; a hypothesis
+- ``greedy`` (``--beam 1``): arg-max at every step;
+- ``beam``: beam search batched over utterances and beams; a hypothesis
   that emitted ``</s>`` keeps its score and extends with ``</s>`` at no cost, so finished and
   unfinished hypotheses compete on equal terms (the reference had no ``</s>`` handling);
 - ``nar``: one parallel pass of a non-autoregressive decoder (chosen automatically for NAR models).
 
 ``<pad>`` and ``<s>`` are never emitted (neither is ever a target). With a language model
 (``--lm-path``, a fairseq LM over the same dictionary) and ``--lm-weight`` w, greedy and beam search
-maximise log p_ASR + w log p_LM at every step (shallow fusion); the LM decodes incrementally inside
-the same beam.
+maximise log p_ASR + w log p_LM at every step (shallow fusion); the LM decodes step by step inside
+the same beam. Both run on preallocated key/value caches (``cached_decoding``).
 
 Every hypothesis holds what fairseq-generate reads (``tokens``, ``score``, ``positional_scores``,
 ``alignment``) plus ``fire_frames``, the encoder frame at which the CIF fired each token, and
@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from ..modules.cif import DECODING_TAIL_THRESHOLD
+from .cached_decoding import CifDecoderSteps, LanguageModelSteps
 
 __all__ = ["CifGenerator"]
 
@@ -110,15 +111,19 @@ class CifGenerator:
         log_probs[..., self.banned] = float("-inf")
         return log_probs
 
-    def _step_log_probs(
-        self, prev_tokens: Tensor, cif_out: Tensor, incremental_state: Dict, lm_state: Dict
-    ) -> Tensor:
-        """(rows, V) log-probs of the next token, fused with the LM's when there is one."""
-        logits, _ = self.model.decoder(prev_tokens, {"cif_out": cif_out}, incremental_state)
-        log_probs = self._log_probs(logits[:, -1])
-        if self.lm is not None:
-            lm_logits, _ = self.lm(prev_tokens, incremental_state=lm_state)
-            log_probs = log_probs + self.lm_weight * torch.log_softmax(lm_logits[:, -1].float(), dim=-1)
+    def _steppers(self, cif_out: Tensor):
+        """The decoder (and the LM) run step by step over the rows of ``cif_out`` (rows, N, C)."""
+        rows, steps = cif_out.shape[:2]
+        decoder = CifDecoderSteps(self.model.decoder, cif_out)
+        lm = LanguageModelSteps(self.lm, rows, steps, cif_out) if self.lm is not None else None
+        return decoder, lm
+
+    def _step_log_probs(self, decoder: CifDecoderSteps, lm, prev_tokens: Tensor, step: int) -> Tensor:
+        """(rows, V) log-probs of the token at ``step``, fused with the LM's when there is one."""
+        log_probs = self._log_probs(decoder.logits(prev_tokens, step))
+        if lm is not None:
+            lm_log_probs = torch.log_softmax(lm.logits(prev_tokens, step).float(), dim=-1)
+            log_probs = log_probs + self.lm_weight * lm_log_probs
         return log_probs
 
     def _nar(self, cif) -> (Tensor, Tensor):
@@ -128,38 +133,42 @@ class CifGenerator:
         return tokens.unsqueeze(1), scores.unsqueeze(1)
 
     def _greedy(self, cif) -> (Tensor, Tensor):
-        """(B, 1, N) arg-max tokens and their log-probs, one incremental step per CIF vector."""
-        batch_size, num_steps = cif["cif_out"].shape[:2]
-        prev_tokens = cif["cif_out"].new_full((batch_size, 1), self.eos, dtype=torch.long)
-        incremental_state: Dict = {}
-        lm_state: Dict = {}
-        scores = []
+        """(B, 1, N) arg-max tokens and their log-probs, one step per CIF vector."""
+        cif_out = cif["cif_out"]
+        batch_size, num_steps = cif_out.shape[:2]
+        decoder, lm = self._steppers(cif_out)
+        tokens = cif_out.new_full((batch_size, num_steps), self.eos, dtype=torch.long)
+        scores = cif_out.new_zeros(batch_size, num_steps, dtype=torch.float)
+        prev_tokens = tokens.new_full((batch_size,), self.eos)
         for step in range(num_steps):
-            log_probs = self._step_log_probs(
-                prev_tokens, cif["cif_out"][:, : step + 1], incremental_state, lm_state
-            )
-            score, token = log_probs.max(dim=-1)
-            prev_tokens = torch.cat([prev_tokens, token.unsqueeze(1)], dim=1)
-            scores.append(score)
-        return prev_tokens[:, 1:].unsqueeze(1), torch.stack(scores, dim=1).unsqueeze(1)
+            scores[:, step], prev_tokens = self._step_log_probs(decoder, lm, prev_tokens, step).max(dim=-1)
+            tokens[:, step] = prev_tokens
+        return tokens.unsqueeze(1), scores.unsqueeze(1)
 
     def _beam_search(self, cif) -> (Tensor, Tensor):
         """(B, K, N) tokens and per-step log-probs of the K best hypotheses, best first."""
         cif_out, fire_counts = cif["cif_out"], cif["fire_counts"]
         batch_size, num_steps = cif_out.shape[:2]
         beam, device = self.beam, cif_out.device
-        cif_out = cif_out.repeat_interleave(beam, dim=0)  # (B*K, N, C)
+        rows = batch_size * beam
+        decoder, lm = self._steppers(cif_out)  # one row per utterance until the first step is scored
         active_steps = fire_counts.repeat_interleave(beam)  # utterance b decodes fire_counts[b] steps
-        prev_tokens = torch.full((batch_size * beam, 1), self.eos, dtype=torch.long, device=device)
-        step_scores = torch.zeros(batch_size * beam, 0, device=device)
+        prev_tokens = torch.full((rows,), self.eos, dtype=torch.long, device=device)
         scores = torch.full((batch_size, beam), float("-inf"), device=device)
         scores[:, 0] = 0.0  # all beams start identical: keep one
-        finished = torch.zeros(batch_size * beam, dtype=torch.bool, device=device)
+        finished = torch.zeros(rows, dtype=torch.bool, device=device)
         beam_offset = (torch.arange(batch_size, device=device) * beam).unsqueeze(1)
-        incremental_state: Dict = {}
-        lm_state: Dict = {}
+        chosen, chosen_scores, origins = [], [], []  # per step, for the backtrace
         for step in range(num_steps):
-            log_probs = self._step_log_probs(prev_tokens, cif_out[:, : step + 1], incremental_state, lm_state)
+            if step == 0:  # the K beams of an utterance start identical: score one, then copy it
+                log_probs = self._step_log_probs(decoder, lm, prev_tokens[::beam], step)
+                log_probs = log_probs.repeat_interleave(beam, dim=0)
+                spread = torch.arange(batch_size, device=device).repeat_interleave(beam)
+                decoder.reorder(spread)
+                if lm is not None:
+                    lm.reorder(spread)
+            else:
+                log_probs = self._step_log_probs(decoder, lm, prev_tokens, step)
             frozen = finished | (step >= active_steps)
             log_probs[frozen] = float("-inf")
             log_probs[frozen, self.eos] = 0.0
@@ -167,15 +176,22 @@ class CifGenerator:
             scores, best = candidates.topk(beam, dim=1)
             vocab = log_probs.size(1)
             origin = (best // vocab + beam_offset).view(-1)
-            tokens = (best % vocab).view(-1)
-            prev_tokens = torch.cat([prev_tokens[origin], tokens.unsqueeze(1)], dim=1)
-            step_scores = torch.cat([step_scores[origin], log_probs[origin, tokens].unsqueeze(1)], dim=1)
-            finished = finished[origin] | (tokens == self.eos)
-            self.model.decoder.reorder_incremental_state_scripting(incremental_state, origin)
-            if self.lm is not None:
-                self.lm.decoder.reorder_incremental_state_scripting(lm_state, origin)
+            prev_tokens = (best % vocab).view(-1)
+            chosen.append(prev_tokens)
+            chosen_scores.append(log_probs[origin, prev_tokens])
+            origins.append(origin)
+            finished = finished[origin] | (prev_tokens == self.eos)
+            decoder.reorder(origin)
+            if lm is not None:
+                lm.reorder(origin)
+        tokens = torch.full((rows, num_steps), self.eos, dtype=torch.long, device=device)
+        step_scores = torch.zeros(rows, num_steps, device=device)
+        row = torch.arange(rows, device=device)
+        for step in reversed(range(num_steps)):
+            tokens[:, step], step_scores[:, step] = chosen[step][row], chosen_scores[step][row]
+            row = origins[step][row]
         shape = (batch_size, beam, num_steps)
-        return prev_tokens[:, 1:].reshape(shape), step_scores.reshape(shape)
+        return tokens.view(shape), step_scores.view(shape)
 
     def _hypotheses(
         self, tokens: Tensor, step_scores: Tensor, fire_counts: Tensor, fire_frames: Tensor

@@ -10,7 +10,7 @@ import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from fairseq.models import FairseqDecoder, FairseqIncrementalDecoder
+from fairseq.models import FairseqDecoder
 from fairseq.models.transformer import TransformerConfig
 from fairseq.modules import LayerNorm, PositionalEmbedding
 from fairseq.modules.transformer_layer import TransformerDecoderLayerBase
@@ -71,9 +71,9 @@ class DecoderLayerOptions:
             TransformerDecoderLayerBase(self.config, no_encoder_attn=True) for _ in range(self.num_layers)
         )
         for layer in layers:
-            # Without an incremental state fairseq hands attention to torch's fused kernel, whose
-            # numerics differ (~1e-7) from the step-by-step path; this flag (fairseq's own bypass)
-            # keeps one code path, so incremental decoding reproduces teacher forcing exactly.
+            # Otherwise fairseq hands teacher-forced attention to torch's fused kernel, whose softmax
+            # rounds differently (~1e-7); this flag (fairseq's own bypass) keeps fairseq's arithmetic
+            # (float32 softmax), which step-by-step decoding (generation/cached_decoding.py) repeats.
             layer.self_attn.skip_embed_dim_check = True
         return layers
 
@@ -101,34 +101,25 @@ def _future_mask(length: int, reference: Tensor) -> Tensor:
 
 
 def _run_layers(
-    layers: nn.ModuleList,
-    x: Tensor,
-    self_attn_mask: Optional[Tensor],
-    padding_mask: Optional[Tensor],
-    incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
+    layers: nn.ModuleList, x: Tensor, self_attn_mask: Optional[Tensor], padding_mask: Optional[Tensor]
 ) -> Tuple[Tensor, List[Tensor]]:
     """(B, T, C) -> (B, T, C) through fairseq decoder layers (which work time first)."""
     x = x.transpose(0, 1)
     inner_states = [x]
     for layer in layers:
-        x, _, _ = layer(
-            x,
-            incremental_state=incremental_state,
-            self_attn_mask=self_attn_mask,
-            self_attn_padding_mask=padding_mask,
-        )
+        x, _, _ = layer(x, self_attn_mask=self_attn_mask, self_attn_padding_mask=padding_mask)
         inner_states.append(x)
     return x.transpose(0, 1), inner_states
 
 
-class CifArDecoder(FairseqIncrementalDecoder):
-    """Autoregressive CIF decoder, teacher-forced or incremental.
+class CifArDecoder(FairseqDecoder):
+    """Autoregressive CIF decoder, teacher-forced.
 
     ``forward`` returns (logits (B, M, V), extra) with M = min(N, S) for N CIF vectors and S
     previous tokens; ``extra["decoder_states"]`` (B, M, D) holds the states the distillation
     losses read: the final-norm outputs (``tfm_outputs``) or the input of the vocabulary
-    projection (``pre_final_output_proj``). With ``incremental_state`` the caller passes the
-    tokens so far and the CIF vectors truncated to the same length; only the last step is computed.
+    projection (``pre_final_output_proj``). Decoding runs it one token at a time through
+    ``cif_plugin.generation.cached_decoding.CifDecoderSteps``, which reads these same modules.
 
     Args:
         dictionary: target dictionary (its pad index pads embeddings and positions).
@@ -186,31 +177,22 @@ class CifArDecoder(FairseqIncrementalDecoder):
         self,
         prev_output_tokens: Tensor,
         encoder_out: EncoderOut,
-        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
         **unused,
     ) -> Tuple[Tensor, Dict[str, Any]]:
         """
         Args:
             prev_output_tokens (Tensor): (B, S) ``</s>`` followed by the target tokens so far.
             encoder_out (dict): ``cif_out`` (B, N, C) CIF vectors.
-            incremental_state (dict, optional): fairseq's cache for step-by-step decoding.
 
         Returns:
-            (Tensor, dict): (B, M, V) logits (only the last step when incremental) and
+            (Tensor, dict): (B, M, V) logits and
             ``{"attn": [None], "inner_states": [...], "decoder_states": (B, M, D)}``.
         """
         cif = encoder_out["cif_out"]
         length = min(cif.size(1), prev_output_tokens.size(1))
         tokens, cif = prev_output_tokens[:, :length], cif[:, :length]
         previous_cif = nn.functional.pad(cif[:, :-1], (0, 0, 1, 0))  # c_{i-1}, zero at i = 0
-        positions = (
-            self.embed_positions(tokens, incremental_state=incremental_state)
-            if self.embed_positions is not None
-            else None
-        )
-        if incremental_state is not None:
-            tokens, cif, previous_cif = tokens[:, -1:], cif[:, -1:], previous_cif[:, -1:]
-            positions = positions[:, -1:] if positions is not None else None
+        positions = self.embed_positions(tokens) if self.embed_positions is not None else None
 
         x = self.input_proj(
             torch.cat([self.embed_scale * self.embed_tokens(tokens), previous_cif.to(cif.dtype)], -1)
@@ -219,9 +201,8 @@ class CifArDecoder(FairseqIncrementalDecoder):
             x = x + positions
         x = self.dropout(x)
         padding_mask = tokens.eq(self.padding_idx)
-        causal_mask = _future_mask(x.size(1), x) if incremental_state is None else None
         x, inner_states = _run_layers(
-            self.layers, x, causal_mask, padding_mask if padding_mask.any() else None, incremental_state
+            self.layers, x, _future_mask(x.size(1), x), padding_mask if padding_mask.any() else None
         )
         if self.layer_norm is not None:
             x = self.layer_norm(x)

@@ -3,7 +3,7 @@
 from typing import Optional
 
 from fairseq.modules.conformer_layer import ConformerEncoderLayer, ConvolutionModule
-from torch import Tensor
+from torch import Tensor, nn
 
 from .rel_position_attention import Float32SoftmaxRelPositionAttention
 
@@ -52,20 +52,28 @@ class MaskedConformerBlock(ConformerEncoderLayer):
             Tensor: (B, T, C) output.
         """
         x = x + 0.5 * self.ffn1(x)
-        attn_in = self.self_attn_layer_norm(x).transpose(0, 1)  # (T, B, C) for fairseq's attention
-        attn_out, _ = self.self_attn(
-            query=attn_in, key=attn_in, value=attn_in, key_padding_mask=padding_mask, pos_emb=pos_emb
-        )
-        x = x + self.self_attn_dropout(attn_out.transpose(0, 1))
+        attended = self.self_attn.attend(self.self_attn_layer_norm(x), padding_mask, pos_emb)
+        x = x + self.self_attn_dropout(attended)
         x = x + _masked_convolution(self.conv_module, x, padding_mask)
         x = x + 0.5 * self.ffn2(x)
         return self.final_layer_norm(x)
 
 
 def _masked_convolution(module: ConvolutionModule, x: Tensor, padding_mask: Optional[Tensor]) -> Tensor:
-    """The steps of ``ConvolutionModule.forward`` with padded frames zeroed before the depthwise conv."""
-    x = module.glu(module.pointwise_conv1(module.layer_norm(x).transpose(1, 2)))  # (B, C, T)
+    """The steps of ``ConvolutionModule.forward`` with padded frames zeroed before the depthwise conv.
+
+    The kernel-1 convolutions run as the linear maps they are, on (B, T, C) frames. The depthwise
+    convolution runs as a (k x 1) 2-D convolution over frames laid out channels last: the same sums,
+    several times faster on the CPU than the 1-D depthwise kernel.
+    """
+    pointwise1, depthwise, pointwise2 = module.pointwise_conv1, module.depthwise_conv, module.pointwise_conv2
+    x = nn.functional.linear(module.layer_norm(x), pointwise1.weight.squeeze(-1), pointwise1.bias)
+    x = nn.functional.glu(x, dim=-1)  # (B, T, C)
     if padding_mask is not None:
-        x = x.masked_fill(padding_mask.unsqueeze(1), 0.0)
-    x = module.activation(module.batch_norm(module.depthwise_conv(x)))
-    return module.dropout(module.pointwise_conv2(x)).transpose(1, 2)
+        x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+    x = nn.functional.conv2d(
+        x.transpose(1, 2).unsqueeze(-1), depthwise.weight.unsqueeze(-1), depthwise.bias,
+        padding=(depthwise.padding[0], 0), groups=depthwise.groups,
+    ).squeeze(-1)  # fmt: skip
+    x = module.activation(module.batch_norm(x)).transpose(1, 2)
+    return module.dropout(nn.functional.linear(x, pointwise2.weight.squeeze(-1), pointwise2.bias))

@@ -1,5 +1,6 @@
 """Relative-position multi-head attention with a float32 softmax (docs/differences.md, "Numerics")."""
 
+import math
 from typing import Optional
 
 import torch
@@ -15,7 +16,48 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
     Stock fairseq takes the softmax in the score dtype (fp16 under ``--fp16``) and leaves masked
     entries as they come out of it; here the softmax runs in float32, masked keys are reset to 0
     after it, and the result is cast back. Same parameters as the stock module.
+
+    :meth:`attend` is the batch-first entry the conformer block uses: in float32 it hands the
+    content term to ``scaled_dot_product_attention`` with the position term (and the key padding)
+    as an additive bias, which equals the explicit softmax (docs/model.md, "Encoder"); in half
+    precision it keeps the explicit float32 softmax.
     """
+
+    def attend(self, x: Tensor, padding_mask: Optional[Tensor], pos_emb: Tensor) -> Tensor:
+        """Self-attention of ``x`` (what ``forward`` computes with query = key = value = x).
+
+        Args:
+            x (Tensor): (B, T, C) frames.
+            padding_mask (Tensor, optional): (B, T) bool, True at padded frames.
+            pos_emb (Tensor): (2T - 1, 1, C) relative positional encodings.
+
+        Returns:
+            Tensor: (B, T, C) output of ``linear_out``.
+        """
+        batch, frames, _ = x.shape
+        query, key, value = (
+            projection(x).view(batch, frames, self.h, self.d_k)
+            for projection in (self.linear_q, self.linear_k, self.linear_v)
+        )
+        positions = self.linear_pos(pos_emb.transpose(0, 1)).view(1, -1, self.h, self.d_k).transpose(1, 2)
+        key, value = key.transpose(1, 2), value.transpose(1, 2)  # (B, H, T, d_k)
+        query_u = (query + self.pos_bias_u).transpose(1, 2)
+        query_v = (query + self.pos_bias_v).transpose(1, 2)
+        position_scores = self.rel_shift(torch.matmul(query_v, positions.transpose(-2, -1)))  # (B, H, T, T)
+        if padding_mask is not None and not padding_mask.any():
+            padding_mask = None
+        if query.dtype != torch.float32:
+            scores = (torch.matmul(query_u, key.transpose(-2, -1)) + position_scores) / math.sqrt(self.d_k)
+            return self.forward_attention(value, scores, padding_mask)
+        bias = position_scores / math.sqrt(self.d_k)
+        if padding_mask is not None:
+            # finite, so a query whose keys are all padding (a zero-length utterance) gets no NaN
+            bias = bias.masked_fill(padding_mask[:, None, None, :], torch.finfo(bias.dtype).min)
+        attended = torch.nn.functional.scaled_dot_product_attention(
+            query_u, key, value, attn_mask=bias, dropout_p=self.dropout.p if self.training else 0.0
+        )
+        self.attn = None  # not kept: the fused kernel never forms the weights
+        return self.linear_out(attended.transpose(1, 2).reshape(batch, frames, self.h * self.d_k))
 
     def forward_attention(self, value: Tensor, scores: Tensor, mask: Optional[Tensor]) -> Tensor:
         """

@@ -1,0 +1,214 @@
+"""Step-by-step decoding on preallocated key/value caches (docs/model.md, "Decoding").
+
+Beam and greedy search run the CIF decoder, and the language model in shallow fusion, one token
+per step. fairseq's incremental decoding keeps a dictionary of cached states per attention module
+and grows every cache by concatenation, which costs more than the arithmetic of a small decoder.
+Here each stack of fairseq Transformer decoder layers (self-attention only) writes its keys and
+values into one tensor allocated for all steps, indexed by step; reordering the beam is one
+``index_select`` on that tensor; what does not depend on the decoded tokens (the CIF terms of the
+input and output projections, the positions) is computed once per batch. A step multiplies a few
+rows by every weight matrix, so its cost is reading the weights: they are read from contiguous
+(in, out) copies, which the CPU's matrix-vector kernels stream about twice as fast as the
+(out, in) layout of ``nn.Linear`` (benchmarks/bench_decode.py). The copies are kept per weight
+and remade when the weight changes. Evaluation only: no dropout is applied.
+"""
+
+import weakref
+from typing import Dict, List, Optional
+
+import torch
+from fairseq.modules.transformer_layer import TransformerDecoderLayerBase
+from torch import Tensor, nn
+
+__all__ = ["CachedDecoderLayers", "CifDecoderSteps", "LanguageModelSteps"]
+
+
+_TRANSPOSED: Dict[int, tuple] = {}  # id(weight) -> (weak reference, stamp, transposed copy)
+
+
+def _transposed(weight: Tensor) -> Tensor:
+    """A contiguous (in, out) copy of an (out, in) weight, remade after any change to the weight."""
+    # _version counts in-place writes (optimiser steps, load_state_dict); data_ptr catches .data swaps
+    stamp = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+    key = id(weight)
+    cached = _TRANSPOSED.get(key)
+    if cached is None or cached[0]() is not weight or cached[1] != stamp:
+        reference = weakref.ref(weight, lambda _, key=key: _TRANSPOSED.pop(key, None))
+        cached = (reference, stamp, weight.detach().t().contiguous())
+        _TRANSPOSED[key] = cached
+    return cached[2]
+
+
+def _linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """``nn.functional.linear`` for (rows, in) inputs, reading the transposed copy of ``weight``."""
+    if bias is None:
+        return torch.matmul(x, _transposed(weight))
+    return torch.addmm(bias, x, _transposed(weight))
+
+
+def _apply(linear: nn.Linear, x: Tensor) -> Tensor:
+    return _linear(x, linear.weight, linear.bias)
+
+
+def _check_supported(layer: TransformerDecoderLayerBase) -> None:
+    unsupported = {
+        "cross_self_attention": layer.cross_self_attention,
+        "scale_heads": layer.c_attn is not None,
+        "scale_attn": layer.attn_ln is not None,
+        "scale_fc": layer.ffn_layernorm is not None,
+        "scale_resids": layer.w_resid is not None,
+        "add_bias_kv": layer.self_attn.bias_k is not None,
+        "add_zero_attn": layer.self_attn.add_zero_attn,
+    }
+    found = [name for name, used in unsupported.items() if used]
+    if found:
+        raise ValueError(f"cached decoding does not support decoder layers with {', '.join(found)}")
+
+
+class CachedDecoderLayers:
+    """fairseq decoder layers run one step at a time over ``rows`` sequences.
+
+    Args:
+        layers (nn.ModuleList): ``TransformerDecoderLayerBase`` layers without encoder attention use.
+        rows (int): sequences decoded together (utterances x beams).
+        max_steps (int): steps the caches are allocated for.
+        like (Tensor): gives the caches' device and dtype.
+    """
+
+    def __init__(self, layers: nn.ModuleList, rows: int, max_steps: int, like: Tensor):
+        for layer in layers:
+            _check_supported(layer)
+        attention = layers[0].self_attn
+        self.layers = layers
+        self.heads, self.head_dim = attention.num_heads, attention.head_dim
+        # (layer, key/value, row, head, step, head_dim)
+        self.cache = like.new_zeros(len(layers), 2, rows, self.heads, max_steps, self.head_dim)
+
+    def step(self, x: Tensor, step: int) -> Tensor:
+        """(rows, C) inputs at ``step`` -> (rows, C) outputs of the last layer."""
+        rows = x.size(0)
+        for index, layer in enumerate(self.layers):
+            residual = x
+            if layer.normalize_before:
+                x = layer.self_attn_layer_norm(x)
+            x = residual + self._self_attention(layer.self_attn, x, self.cache[index], step)
+            if not layer.normalize_before:
+                x = layer.self_attn_layer_norm(x)
+            residual = x
+            if layer.normalize_before:
+                x = layer.final_layer_norm(x)
+            x = residual + _apply(layer.fc2, layer.activation_fn(_apply(layer.fc1, x)))
+            if not layer.normalize_before:
+                x = layer.final_layer_norm(x)
+        return x.view(rows, -1)
+
+    def _self_attention(self, attention, x: Tensor, cache: Tensor, step: int) -> Tensor:
+        """fairseq ``MultiheadAttention`` over steps 0..step; writes this step's key and value."""
+        rows = x.size(0)
+        query = (_apply(attention.q_proj, x) * attention.scaling).view(rows, self.heads, 1, self.head_dim)
+        cache[0, :, :, step] = _apply(attention.k_proj, x).view(rows, self.heads, self.head_dim)
+        cache[1, :, :, step] = _apply(attention.v_proj, x).view(rows, self.heads, self.head_dim)
+        keys, values = cache[0, :, :, : step + 1], cache[1, :, :, : step + 1]
+        weights = torch.softmax(torch.matmul(query, keys.transpose(-1, -2)).float(), dim=-1)
+        attended = torch.matmul(weights.to(values.dtype), values)  # (rows, heads, 1, head_dim)
+        return _apply(attention.out_proj, attended.view(rows, -1))
+
+    def reorder(self, origin: Tensor) -> None:
+        """Row r continues the sequence of row ``origin[r]``."""
+        self.cache = self.cache.index_select(2, origin)
+
+
+def _positions(embed_positions, steps: int, token: int, like: Tensor):
+    """(steps, C) positional embeddings of steps 0..steps-1 (``token`` is any non-pad index)."""
+    if embed_positions is None:
+        return None
+    dummy = torch.full((1, steps), token, dtype=torch.long, device=like.device)
+    return embed_positions(dummy)[0].to(like.dtype)
+
+
+class CifDecoderSteps:
+    """The autoregressive CIF decoder (``CifArDecoder``) one token at a time.
+
+    Step i reads [scaled embedding(y_{i-1}) ; c_{i-1}] and its output reads [h_i ; c_i]: the CIF
+    halves of both projections are computed for all steps at construction.
+
+    Args:
+        decoder: a ``CifArDecoder`` in eval mode.
+        cif_out (Tensor): (rows, N, C) CIF vectors, one row per sequence decoded.
+    """
+
+    def __init__(self, decoder, cif_out: Tensor):
+        rows, steps, cif_dim = cif_out.shape
+        embed_dim = decoder.embed_tokens.embedding_dim
+        self.decoder = decoder
+        input_weight = _transposed(decoder.input_proj.weight)  # (E + C, D)
+        output_weight = _transposed(decoder.output_concat_proj.weight)  # (D + C, D)
+        self.token_in, self.states_out = input_weight[:embed_dim], output_weight[:embed_dim]
+        previous_cif = nn.functional.pad(cif_out[:, :-1], (0, 0, 1, 0))  # c_{i-1}, zero at i = 0
+        self.input_from_cif = torch.matmul(previous_cif, input_weight[embed_dim:])  # (rows, N, D)
+        positions = _positions(decoder.embed_positions, steps, decoder.padding_idx + 1, cif_out)
+        if positions is not None:
+            self.input_from_cif = self.input_from_cif + positions
+        self.output_from_cif = torch.matmul(cif_out, output_weight[embed_dim:])  # (rows, N, D)
+        self.layers = CachedDecoderLayers(decoder.layers, rows, steps, self.input_from_cif)
+
+    def logits(self, prev_tokens: Tensor, step: int) -> Tensor:
+        """(rows,) previous tokens -> (rows, V) logits of the token at ``step``."""
+        decoder = self.decoder
+        embedded = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
+        x = torch.matmul(embedded, self.token_in) + self.input_from_cif[:, step]
+        x = self.layers.step(x, step)
+        if decoder.layer_norm is not None:
+            x = decoder.layer_norm(x)
+        output_states = torch.matmul(x, self.states_out) + self.output_from_cif[:, step]
+        return _apply(decoder.output_projection, output_states)
+
+    def reorder(self, origin: Tensor) -> None:
+        self.layers.reorder(origin)
+        self.input_from_cif = self.input_from_cif.index_select(0, origin)
+        self.output_from_cif = self.output_from_cif.index_select(0, origin)
+
+
+class LanguageModelSteps:
+    """A fairseq Transformer language model (``TransformerDecoder``) one token at a time.
+
+    Args:
+        lm: a fairseq LM (``lm.decoder`` is a ``TransformerDecoder``) in eval mode.
+        rows (int): sequences decoded together. max_steps (int): steps to allocate for.
+        like (Tensor): gives the device and dtype.
+    """
+
+    def __init__(self, lm, rows: int, max_steps: int, like: Tensor):
+        decoder = lm.decoder
+        unsupported: List[str] = []
+        if getattr(decoder, "adaptive_softmax", None) is not None:
+            unsupported.append("an adaptive softmax")
+        if getattr(decoder, "quant_noise", None) is not None:
+            unsupported.append("quantisation noise")
+        if unsupported:
+            found = ", ".join(unsupported)
+            raise ValueError(f"cached decoding does not support a language model with {found}")
+        self.decoder = decoder
+        dtype_like = like.new_zeros(()).to(next(lm.parameters()).dtype)
+        self.positions = _positions(decoder.embed_positions, max_steps, decoder.padding_idx + 1, dtype_like)
+        self.layers = CachedDecoderLayers(decoder.layers, rows, max_steps, dtype_like)
+
+    def logits(self, prev_tokens: Tensor, step: int) -> Tensor:
+        """(rows,) previous tokens -> (rows, V) next-token logits at ``step`` (step 0 reads ``</s>``)."""
+        decoder = self.decoder
+        x = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
+        if decoder.project_in_dim is not None:
+            x = decoder.project_in_dim(x)
+        if self.positions is not None:
+            x = x + self.positions[step]
+        if decoder.layernorm_embedding is not None:
+            x = decoder.layernorm_embedding(x)
+        x = self.layers.step(x, step)
+        if decoder.layer_norm is not None:
+            x = decoder.layer_norm(x)
+        if decoder.project_out_dim is not None:
+            x = decoder.project_out_dim(x)
+        return _apply(decoder.output_projection, x)
+
+    def reorder(self, origin: Tensor) -> None:
+        self.layers.reorder(origin)
