@@ -6,6 +6,9 @@ AISHELL-1 vocabulary size. The package comes from ``make bench-peers`` (``.venv-
 is downloaded at run time.
 """
 
+import contextlib
+import io
+import logging
 import sys
 from pathlib import Path
 from typing import Optional
@@ -48,10 +51,23 @@ def import_error() -> Optional[str]:
     if str(PEERS_DIR) not in sys.path:
         sys.path.append(str(PEERS_DIR))  # after our site-packages: our torch and numpy win
     try:
-        import funasr.models.paraformer.model  # noqa: F401
+        with _quiet():
+            import funasr.models.paraformer.model  # noqa: F401
     except ImportError as error:
         return f"FunASR does not import from {PEERS_DIR} ({error}): run `make bench-peers`"
     return None
+
+
+@contextlib.contextmanager
+def _quiet():
+    """FunASR prints notices about optional packages and logs its registry: keep the table readable."""
+    root = logging.getLogger()
+    level = root.level
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            yield
+        finally:
+            root.setLevel(level)
 
 
 class Paraformer:
@@ -65,7 +81,8 @@ class Paraformer:
     def __init__(self, vocab_size: int, tokens_per_second: float):
         from funasr.register import tables
 
-        self.model = tables.model_classes["Paraformer"](**RECIPE, vocab_size=vocab_size).eval()
+        with _quiet():
+            self.model = tables.model_classes["Paraformer"](**RECIPE, vocab_size=vocab_size).eval()
         with torch.no_grad():
             output = self.model.predictor.cif_output
             output.weight.zero_()

@@ -7,47 +7,20 @@ Here each stack of fairseq Transformer decoder layers (self-attention only) writ
 values into one tensor allocated for all steps, indexed by step; reordering the beam is one
 ``index_select`` on that tensor; what does not depend on the decoded tokens (the CIF terms of the
 input and output projections, the positions) is computed once per batch. A step multiplies a few
-rows by every weight matrix, so its cost is reading the weights: they are read from contiguous
-(in, out) copies, which the CPU's matrix-vector kernels stream about twice as fast as the
-(out, in) layout of ``nn.Linear`` (benchmarks/bench_decode.py). The copies are kept per weight
-and remade when the weight changes. Evaluation only: no dropout is applied.
+rows by every weight matrix, so its cost is reading the weights: the multiplications go through
+``cif_plugin.modules.inference_linear``, which reads weight copies laid out for the CPU's fastest
+kernels. Evaluation only: no dropout is applied.
 """
 
-import weakref
-from typing import Dict, List, Optional
+from typing import List
 
 import torch
 from fairseq.modules.transformer_layer import TransformerDecoderLayerBase
 from torch import Tensor, nn
 
+from ..modules.inference_linear import apply_linear, transposed
+
 __all__ = ["CachedDecoderLayers", "CifDecoderSteps", "LanguageModelSteps"]
-
-
-_TRANSPOSED: Dict[int, tuple] = {}  # id(weight) -> (weak reference, stamp, transposed copy)
-
-
-def _transposed(weight: Tensor) -> Tensor:
-    """A contiguous (in, out) copy of an (out, in) weight, remade after any change to the weight."""
-    # _version counts in-place writes (optimiser steps, load_state_dict); data_ptr catches .data swaps
-    stamp = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
-    key = id(weight)
-    cached = _TRANSPOSED.get(key)
-    if cached is None or cached[0]() is not weight or cached[1] != stamp:
-        reference = weakref.ref(weight, lambda _, key=key: _TRANSPOSED.pop(key, None))
-        cached = (reference, stamp, weight.detach().t().contiguous())
-        _TRANSPOSED[key] = cached
-    return cached[2]
-
-
-def _linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """``nn.functional.linear`` for (rows, in) inputs, reading the transposed copy of ``weight``."""
-    if bias is None:
-        return torch.matmul(x, _transposed(weight))
-    return torch.addmm(bias, x, _transposed(weight))
-
-
-def _apply(linear: nn.Linear, x: Tensor) -> Tensor:
-    return _linear(x, linear.weight, linear.bias)
 
 
 def _check_supported(layer: TransformerDecoderLayerBase) -> None:
@@ -97,7 +70,7 @@ class CachedDecoderLayers:
             residual = x
             if layer.normalize_before:
                 x = layer.final_layer_norm(x)
-            x = residual + _apply(layer.fc2, layer.activation_fn(_apply(layer.fc1, x)))
+            x = residual + apply_linear(layer.fc2, layer.activation_fn(apply_linear(layer.fc1, x)))
             if not layer.normalize_before:
                 x = layer.final_layer_norm(x)
         return x.view(rows, -1)
@@ -105,13 +78,14 @@ class CachedDecoderLayers:
     def _self_attention(self, attention, x: Tensor, cache: Tensor, step: int) -> Tensor:
         """fairseq ``MultiheadAttention`` over steps 0..step; writes this step's key and value."""
         rows = x.size(0)
-        query = (_apply(attention.q_proj, x) * attention.scaling).view(rows, self.heads, 1, self.head_dim)
-        cache[0, :, :, step] = _apply(attention.k_proj, x).view(rows, self.heads, self.head_dim)
-        cache[1, :, :, step] = _apply(attention.v_proj, x).view(rows, self.heads, self.head_dim)
+        query = apply_linear(attention.q_proj, x) * attention.scaling
+        query = query.view(rows, self.heads, 1, self.head_dim)
+        cache[0, :, :, step] = apply_linear(attention.k_proj, x).view(rows, self.heads, self.head_dim)
+        cache[1, :, :, step] = apply_linear(attention.v_proj, x).view(rows, self.heads, self.head_dim)
         keys, values = cache[0, :, :, : step + 1], cache[1, :, :, : step + 1]
         weights = torch.softmax(torch.matmul(query, keys.transpose(-1, -2)).float(), dim=-1)
         attended = torch.matmul(weights.to(values.dtype), values)  # (rows, heads, 1, head_dim)
-        return _apply(attention.out_proj, attended.view(rows, -1))
+        return apply_linear(attention.out_proj, attended.view(rows, -1))
 
     def reorder(self, origin: Tensor) -> None:
         """Row r continues the sequence of row ``origin[r]``."""
@@ -141,8 +115,8 @@ class CifDecoderSteps:
         rows, steps, cif_dim = cif_out.shape
         embed_dim = decoder.embed_tokens.embedding_dim
         self.decoder = decoder
-        input_weight = _transposed(decoder.input_proj.weight)  # (E + C, D)
-        output_weight = _transposed(decoder.output_concat_proj.weight)  # (D + C, D)
+        input_weight = transposed(decoder.input_proj.weight)  # (E + C, D)
+        output_weight = transposed(decoder.output_concat_proj.weight)  # (D + C, D)
         self.token_in, self.states_out = input_weight[:embed_dim], output_weight[:embed_dim]
         previous_cif = nn.functional.pad(cif_out[:, :-1], (0, 0, 1, 0))  # c_{i-1}, zero at i = 0
         self.input_from_cif = torch.matmul(previous_cif, input_weight[embed_dim:])  # (rows, N, D)
@@ -161,7 +135,7 @@ class CifDecoderSteps:
         if decoder.layer_norm is not None:
             x = decoder.layer_norm(x)
         output_states = torch.matmul(x, self.states_out) + self.output_from_cif[:, step]
-        return _apply(decoder.output_projection, output_states)
+        return apply_linear(decoder.output_projection, output_states)
 
     def reorder(self, origin: Tensor) -> None:
         self.layers.reorder(origin)
@@ -208,7 +182,7 @@ class LanguageModelSteps:
             x = decoder.layer_norm(x)
         if decoder.project_out_dim is not None:
             x = decoder.project_out_dim(x)
-        return _apply(decoder.output_projection, x)
+        return apply_linear(decoder.output_projection, x)
 
     def reorder(self, origin: Tensor) -> None:
         self.layers.reorder(origin)

@@ -2,9 +2,10 @@
 
 from typing import Optional
 
-from fairseq.modules.conformer_layer import ConformerEncoderLayer, ConvolutionModule
+from fairseq.modules.conformer_layer import ConformerEncoderLayer, ConvolutionModule, FeedForwardModule
 from torch import Tensor, nn
 
+from ..modules.inference_linear import apply_linear, linear
 from .rel_position_attention import Float32SoftmaxRelPositionAttention
 
 __all__ = ["MaskedConformerBlock"]
@@ -51,12 +52,18 @@ class MaskedConformerBlock(ConformerEncoderLayer):
         Returns:
             Tensor: (B, T, C) output.
         """
-        x = x + 0.5 * self.ffn1(x)
+        x = x + 0.5 * _feed_forward(self.ffn1, x)
         attended = self.self_attn.attend(self.self_attn_layer_norm(x), padding_mask, pos_emb)
         x = x + self.self_attn_dropout(attended)
         x = x + _masked_convolution(self.conv_module, x, padding_mask)
-        x = x + 0.5 * self.ffn2(x)
+        x = x + 0.5 * _feed_forward(self.ffn2, x)
         return self.final_layer_norm(x)
+
+
+def _feed_forward(module: FeedForwardModule, x: Tensor) -> Tensor:
+    """``FeedForwardModule.forward`` (LayerNorm, Linear, activation, Linear) through ``inference_linear``."""
+    x = module.dropout1(module.activation(apply_linear(module.w_1, module.layer_norm(x))))
+    return module.dropout2(apply_linear(module.w_2, x))
 
 
 def _masked_convolution(module: ConvolutionModule, x: Tensor, padding_mask: Optional[Tensor]) -> Tensor:
@@ -67,7 +74,7 @@ def _masked_convolution(module: ConvolutionModule, x: Tensor, padding_mask: Opti
     several times faster on the CPU than the 1-D depthwise kernel.
     """
     pointwise1, depthwise, pointwise2 = module.pointwise_conv1, module.depthwise_conv, module.pointwise_conv2
-    x = nn.functional.linear(module.layer_norm(x), pointwise1.weight.squeeze(-1), pointwise1.bias)
+    x = linear(module.layer_norm(x), pointwise1.weight, pointwise1.bias)
     x = nn.functional.glu(x, dim=-1)  # (B, T, C)
     if padding_mask is not None:
         x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
@@ -76,4 +83,4 @@ def _masked_convolution(module: ConvolutionModule, x: Tensor, padding_mask: Opti
         padding=(depthwise.padding[0], 0), groups=depthwise.groups,
     ).squeeze(-1)  # fmt: skip
     x = module.activation(module.batch_norm(x)).transpose(1, 2)
-    return module.dropout(nn.functional.linear(x, pointwise2.weight.squeeze(-1), pointwise2.bias))
+    return module.dropout(linear(x, pointwise2.weight, pointwise2.bias))

@@ -7,6 +7,8 @@ import torch
 from fairseq.modules import RelPositionMultiHeadedAttention
 from torch import Tensor
 
+from ..modules.inference_linear import apply_linear
+
 __all__ = ["Float32SoftmaxRelPositionAttention"]
 
 
@@ -20,7 +22,8 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
     :meth:`attend` is the batch-first entry the conformer block uses: in float32 it hands the
     content term to ``scaled_dot_product_attention`` with the position term (and the key padding)
     as an additive bias, which equals the explicit softmax (docs/model.md, "Encoder"); in half
-    precision it keeps the explicit float32 softmax.
+    precision it keeps the explicit float32 softmax. Its projections go through
+    ``cif_plugin.modules.inference_linear`` (prepacked weights in CPU inference).
     """
 
     def attend(self, x: Tensor, padding_mask: Optional[Tensor], pos_emb: Tensor) -> Tensor:
@@ -36,10 +39,11 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
         """
         batch, frames, _ = x.shape
         query, key, value = (
-            projection(x).view(batch, frames, self.h, self.d_k)
+            apply_linear(projection, x).view(batch, frames, self.h, self.d_k)
             for projection in (self.linear_q, self.linear_k, self.linear_v)
         )
-        positions = self.linear_pos(pos_emb.transpose(0, 1)).view(1, -1, self.h, self.d_k).transpose(1, 2)
+        positions = apply_linear(self.linear_pos, pos_emb.transpose(0, 1)).view(1, -1, self.h, self.d_k)
+        positions = positions.transpose(1, 2)
         key, value = key.transpose(1, 2), value.transpose(1, 2)  # (B, H, T, d_k)
         query_u = (query + self.pos_bias_u).transpose(1, 2)
         query_v = (query + self.pos_bias_v).transpose(1, 2)
@@ -57,7 +61,8 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
             query_u, key, value, attn_mask=bias, dropout_p=self.dropout.p if self.training else 0.0
         )
         self.attn = None  # not kept: the fused kernel never forms the weights
-        return self.linear_out(attended.transpose(1, 2).reshape(batch, frames, self.h * self.d_k))
+        attended = attended.transpose(1, 2).reshape(batch, frames, self.h * self.d_k)
+        return apply_linear(self.linear_out, attended)
 
     def forward_attention(self, value: Tensor, scores: Tensor, mask: Optional[Tensor]) -> Tensor:
         """
