@@ -3,8 +3,10 @@
 import pytest
 import torch
 from fairseq.modules import RelPositionalEncoding
+from torch import nn
 
 from cif_plugin.models.conformer_block import MaskedConformerBlock
+from cif_plugin.modules.conv2d_subsampler import Conv2dSubsampler
 
 
 def _reference_block(block: MaskedConformerBlock, x, padding_mask, pos_emb):
@@ -53,3 +55,22 @@ def test_half_precision_keeps_the_float32_softmax_path():
         half = block.to(torch.bfloat16)(x.bfloat16(), padding_mask, pos_emb.bfloat16())
     assert half.dtype == torch.bfloat16
     torch.testing.assert_close(half.float(), full, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_one_layer_front_end_equals_the_convolution_and_permute(kernel):
+    """The single-conv subsampler's patch product equals Conv2d + ReLU + (B, T', C x F') layout."""
+    torch.manual_seed(kernel)
+    subsampler = Conv2dSubsampler(80, [16], [kernel], 32)
+    features, lengths = torch.randn(2, 41, 80), torch.tensor([41, 30])
+    conv = subsampler.convs
+    stock = conv(features.unsqueeze(1))
+    stock = stock.permute(0, 2, 1, 3).reshape(2, stock.size(2), -1)
+    expected = nn.functional.linear(stock, subsampler.out_proj.weight, subsampler.out_proj.bias)
+    expected = expected.masked_fill(
+        (torch.arange(stock.size(1)) >= subsampler.output_lengths(lengths)[:, None])[..., None], 0.0
+    )
+    got, out_lengths = subsampler(features, lengths)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    got.sum().backward()  # the patch product trains like the convolution
+    assert subsampler.convs[0].weight.grad is not None

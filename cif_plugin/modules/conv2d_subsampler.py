@@ -5,6 +5,8 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from .inference_linear import apply_linear
+
 __all__ = ["Conv2dSubsampler"]
 
 
@@ -53,9 +55,30 @@ class Conv2dSubsampler(nn.Module):
         Returns:
             (Tensor, Tensor): (B, T', D) output, zero at padded frames, and (B,) output lengths.
         """
-        x = self.convs(features.unsqueeze(1))  # (B, channels, T', F')
-        batch, channels, frames, freq = x.shape
-        x = self.out_proj(x.permute(0, 2, 1, 3).reshape(batch, frames, channels * freq))
+        if len(self.kernel_sizes) == 1:
+            x = _single_conv_frames(self.convs[0], features)
+        else:
+            x = self.convs(features.unsqueeze(1))  # (B, channels, T', F')
+            batch, channels, frames, freq = x.shape
+            x = x.permute(0, 2, 1, 3).reshape(batch, frames, channels * freq)
+        frames = x.size(1)
+        x = apply_linear(self.out_proj, x)
         out_lengths = self.output_lengths(lengths)
         padding_mask = torch.arange(frames, device=x.device) >= out_lengths.unsqueeze(1)
         return x.masked_fill(padding_mask.unsqueeze(-1), 0.0), out_lengths
+
+
+def _single_conv_frames(conv: nn.Conv2d, features: Tensor) -> Tensor:
+    """ReLU(conv(features)) laid out as (B, T', channels x F') frames, for a one-channel input.
+
+    The same sums as ``conv`` followed by the permute, as one batched matrix product of the
+    (channels, k x k) kernel with each output frame's (k x k, F') patches, which leaves the result
+    in frame order: several times faster than the convolution and the copy on the CPU.
+    """
+    kernel = conv.kernel_size[0]
+    patches = features.unfold(1, kernel, 2).unfold(2, kernel, 2)  # (B, T', F', k, k)
+    batch, frames, freq = patches.shape[:3]
+    patches = patches.permute(0, 1, 3, 4, 2).reshape(batch, frames, kernel * kernel, freq)
+    x = torch.matmul(conv.weight.view(conv.out_channels, -1), patches)  # (B, T', channels, F')
+    x = torch.relu(x + conv.bias.view(-1, 1))
+    return x.reshape(batch, frames, conv.out_channels * freq)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .conv2d_subsampler import Conv2dSubsampler
+from .inference_linear import apply_linear
 from .masks import padding_mask_from_lengths
 
 __all__ = ["PoolingConformerEncoder", "max_pool_time", "pooled_lengths"]
@@ -117,7 +118,7 @@ class PoolingConformerEncoder(nn.Module):
         x, lengths = self.subsampler(features, lengths)
         x = x * self.embed_scale
         pos_emb = self._positions(x)
-        x = self.dropout(self.input_proj(x))
+        x = self.dropout(apply_linear(self.input_proj, x))
         for layer_id, block in enumerate(self.blocks, start=1):
             x = block(x, padding_mask_from_lengths(lengths, x.size(1)), pos_emb)
             if layer_id in self.pooling_layer_ids:
