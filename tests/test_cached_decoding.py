@@ -7,6 +7,7 @@ import torch
 from fairseq.data import Dictionary
 from fairseq.models.transformer_lm import TransformerLanguageModel, TransformerLanguageModelConfig
 
+from cif_plugin.generation import CifGenerator
 from cif_plugin.generation.cached_decoding import CachedDecoderLayers, CifDecoderSteps, LanguageModelSteps
 from cif_plugin.models.cif_decoder import CifArDecoder, DecoderLayerOptions
 
@@ -121,3 +122,23 @@ def test_unsupported_layer_options_are_refused_by_name():
     decoder.layers[1].cross_self_attention = True
     with pytest.raises(ValueError, match="cross_self_attention"):
         CachedDecoderLayers(decoder.layers, rows=1, max_steps=2, like=torch.zeros(()))
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_a_batch_without_any_fire_decodes_to_nothing(beam):
+    """Silence: no CIF fire anywhere in the batch gives empty hypotheses, with and without an LM."""
+    dictionary = _dictionary()
+    model = SimpleNamespace(decoder=_cif_decoder(dictionary, normalize_before=True).float())
+    lm = _random_lm(dictionary, normalize_before=True, learned_positions=False)
+    cif = {
+        "cif_out": torch.zeros(2, 0, 8),
+        "fire_counts": torch.tensor([0, 0]),
+        "fire_frames": torch.zeros(2, 0, dtype=torch.long),
+    }
+    for fused in (None, lm):
+        generator = CifGenerator(model, dictionary, beam=beam, lm=fused, lm_weight=0.5)
+        with torch.no_grad():
+            tokens, scores = generator._greedy(cif) if beam == 1 else generator._beam_search(cif)
+            hypotheses = generator._hypotheses(tokens, scores, cif["fire_counts"], cif["fire_frames"])
+        assert tokens.shape == (2, beam, 0)
+        assert [len(h[0]["tokens"]) for h in hypotheses] == [0, 0]

@@ -96,6 +96,8 @@ def _positions(embed_positions, steps: int, token: int, like: Tensor):
     """(steps, C) positional embeddings of steps 0..steps-1 (``token`` is any non-pad index)."""
     if embed_positions is None:
         return None
+    if steps == 0:  # no fire in the batch: nothing to decode
+        return like.new_zeros(0, embed_positions.embedding_dim)
     dummy = torch.full((1, steps), token, dtype=torch.long, device=like.device)
     return embed_positions(dummy)[0].to(like.dtype)
 
