@@ -14,7 +14,12 @@ characters) or a text file with one sentence per line, optionally preceded by an
 AISHELL-1 transcript file), restricted with ``--top-chars N`` to the sentences that use only the N most
 frequent characters of the file. With ``numbers``, a fourth split, ``test_long`` (``--long-utterances``),
 has the test speakers say compositions longer than any training phrase: a date followed by a time, a
-long digit string, a count followed by a price.
+long digit string, a count followed by a price. With ``--name-utterances TRAIN DEV TEST``, train and
+dev gain phrases with person names and a fifth split, ``test_names`` (test speakers), says names that
+never occur in training, written with rare homophones (``synthetic_names.py``); its hotword list (the
+test names and as many distractors) goes to ``data_aishell/hotwords/test_names.txt``: the hotword
+evaluation (docs/hotwords.md). The name phrases draw from their own random stream, so the other
+utterances are the same with or without them.
 The same ``--seed`` gives the same corpus; existing wav files are kept on a re-run.
 
 Requires espeak-ng (``make install`` installs it).
@@ -34,10 +39,14 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import soundfile
+import synthetic_names
 from tqdm import tqdm
 
 SPLITS = ("train", "dev", "test")
 LONG_SPLIT = "test_long"
+NAMES_SPLIT = "test_names"
+HOTWORD_LIST = Path("data_aishell") / "hotwords" / f"{NAMES_SPLIT}.txt"
+RARE_CHARACTER_OCCURRENCES = 3  # training names with each rare name character, at least
 DIGITS = "零一二三四五六七八九"
 # Held-out voice variants: everyday male and female voices, a Klatt voice and a whisper among them.
 DEV_VARIANTS = ("m4", "f3", "Andy", "klatt5", "Gene2", "linda", "robosoft3", "iven2")
@@ -272,6 +281,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "--sentences numbers only; 0: none)",
     )
     parser.add_argument(
+        "--name-utterances",
+        type=int,
+        nargs=3,
+        default=[0, 0, 0],
+        metavar=("TRAIN", "DEV", "TEST"),
+        help="phrases with person names added to train and dev, and utterances of the test_names split "
+        "(test speakers, names unseen in training, rare homophone characters); --sentences numbers "
+        "only (default: 0 0 0, none)",
+    )
+    parser.add_argument(
+        "--test-names", type=int, default=30, help="distinct names of the test_names split (and distractors)"
+    )
+    parser.add_argument(
         "--sentences", default="numbers", help="'numbers' (built-in generator) or a text file"
     )
     parser.add_argument(
@@ -288,6 +310,49 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "--num-workers", type=int, default=os.cpu_count() or 1, help="parallel espeak-ng calls"
     )
     return parser.parse_args(argv)
+
+
+def _utterance(output_root: Path, split: str, number: int, index: int, speakers: int) -> Tuple[str, Path]:
+    """(utterance id, wav path) of utterance ``index`` of a split (``number`` numbers its speakers)."""
+    speaker = f"S{number * 1000 + index % speakers + 1:04d}"
+    utt_id = f"BAC009{speaker}W{index // speakers + 1:04d}"
+    return utt_id, output_root / "data_aishell" / "wav" / split / speaker / f"{utt_id}.wav"
+
+
+def _name_jobs(args: argparse.Namespace, speakers, plan) -> Tuple[list, List[str]]:
+    """Synthesis jobs and transcript lines of the name phrases (train, dev, then test_names), and
+    the test split's hotword list written (atomically)."""
+    rng = random.Random(f"names-{args.seed}")
+    test_names, distractors = synthetic_names.held_out_names(rng, args.test_names)
+    held_out = set(test_names) | set(distractors)
+    jobs, lines = [], []
+    counts = [count for _, count, *_ in plan[:3]]
+    splits = [(SPLITS[0], 0, counts[0]), (SPLITS[1], 1, counts[1]), (NAMES_SPLIT, len(plan), 0)]
+    # Every rare character a few times in train (so that it is in the vocabulary), then random names.
+    covering = synthetic_names.rare_character_names(rng, RARE_CHARACTER_OCCURRENCES, held_out)
+    for (split, number, first), count, split_speakers in zip(
+        splits, args.name_utterances, [speakers[0], speakers[1], speakers[2]], strict=True
+    ):
+        for index in range(first, first + count):
+            if split == NAMES_SPLIT:
+                name = test_names[index % len(test_names)]
+            elif split == SPLITS[0] and index - first < len(covering):
+                name = covering[index - first]
+            else:
+                name = synthetic_names.training_name(rng, held_out)
+            text = synthetic_names.name_phrase(rng, name, _short_part)
+            utt_id, path = _utterance(args.output_root, split, number, index, len(split_speakers))
+            setting = split_speakers[index % len(split_speakers)]
+            jobs.append((text, setting, path, args.snr_db, rng.randrange(2**31)))
+            lines.append(f"{utt_id} {text}\n")
+    hotwords = test_names + distractors
+    rng.shuffle(hotwords)
+    path = args.output_root / HOTWORD_LIST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(f"{name}\n" for name in hotwords), encoding="utf-8")
+    os.replace(temporary, path)
+    return jobs, lines
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -308,13 +373,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     jobs, transcript = [], []
     for number, (split, count, split_speakers, phrase) in enumerate(plan):
         for index in range(count):
-            speaker_index = index % len(split_speakers)
-            speaker = f"S{number * 1000 + speaker_index + 1:04d}"
-            utt_id = f"BAC009{speaker}W{index // len(split_speakers) + 1:04d}"
+            utt_id, path = _utterance(args.output_root, split, number, index, len(split_speakers))
             text = phrase(rng) if pool is None else rng.choice(pool)
-            path = args.output_root / "data_aishell" / "wav" / split / speaker / f"{utt_id}.wav"
-            jobs.append((text, split_speakers[speaker_index], path, args.snr_db, rng.randrange(2**31)))
+            setting = split_speakers[index % len(split_speakers)]
+            jobs.append((text, setting, path, args.snr_db, rng.randrange(2**31)))
             transcript.append(f"{utt_id} {text}\n")
+    if pool is None and any(args.name_utterances):
+        name_jobs, name_lines = _name_jobs(args, speakers, plan)
+        jobs += name_jobs
+        transcript += name_lines
     for *_, path, _, _ in jobs:
         path.parent.mkdir(parents=True, exist_ok=True)
     todo = [job for job in jobs if not job[2].is_file()]

@@ -68,9 +68,11 @@ def assert_same_decoding(printed: Decoded, expected: Decoded, rel: float = 1e-4)
             assert score == pytest.approx(reference, rel=rel, abs=1e-4), utterance
 
 
-def cif_search(beam: int, nbest: int, lm=None, lm_weight: float = 0.0) -> Search:
+def cif_search(beam: int, nbest: int, lm=None, lm_weight: float = 0.0, context_graph=None) -> Search:
     def search(model, sample, dictionary):
-        generator = CifGenerator(model, dictionary, beam=beam, nbest=nbest, lm=lm, lm_weight=lm_weight)
+        generator = CifGenerator(
+            model, dictionary, beam=beam, nbest=nbest, lm=lm, lm_weight=lm_weight, context_graph=context_graph
+        )
         return [(h["tokens"].tolist(), h["score"].item()) for h in generator.generate([model], sample)[0]]
 
     return search

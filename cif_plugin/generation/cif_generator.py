@@ -9,6 +9,11 @@ Each utterance is decoded for exactly as many steps as its CIF fired (the last f
   unfinished hypotheses compete on equal terms (the reference had no ``</s>`` handling);
 - ``nar``: one parallel pass of a non-autoregressive decoder (chosen automatically for NAR models).
 
+With a hotword ``context_graph`` (``hotwords.py``), greedy and beam search rank tokens by their
+score plus the graph's bonus (contextual biasing, docs/hotwords.md); the final beams are ranked with
+the bonus of unfinished matches taken back. ``positional_scores`` stay the model's (and LM's)
+log-probabilities; ``score`` adds the hypothesis's ``context_bonus``.
+
 ``<pad>`` and ``<s>`` are never emitted (neither is ever a target). With a language model
 (``--lm-path``, a fairseq LM over the same dictionary) and ``--lm-weight`` w, greedy and beam search
 maximise log p_ASR + w log p_LM at every step (shallow fusion); the LM decodes step by step inside
@@ -28,6 +33,7 @@ from torch import Tensor
 
 from ..modules.cif import DECODING_TAIL_THRESHOLD
 from .cached_decoding import CifDecoderSteps, LanguageModelSteps
+from .context_graph import ContextGraph
 
 __all__ = ["CifGenerator"]
 
@@ -47,6 +53,7 @@ class CifGenerator:
         tail_threshold (float): CIF tail firing threshold at decoding time (0.4 as published).
         lm: a fairseq language model over the same dictionary for shallow fusion, or None.
         lm_weight (float): weight of the LM log-probabilities.
+        context_graph (ContextGraph, optional): hotwords to bias the search towards.
     """
 
     def __init__(
@@ -58,6 +65,7 @@ class CifGenerator:
         tail_threshold: float = DECODING_TAIL_THRESHOLD,
         lm=None,
         lm_weight: float = 0.0,
+        context_graph: Optional[ContextGraph] = None,
     ):
         if nbest > beam:
             raise ValueError(f"--nbest {nbest} cannot exceed --beam {beam}")
@@ -74,9 +82,23 @@ class CifGenerator:
         self.lm_weight = lm_weight
         if self.lm is not None and self.nar:
             raise ValueError("LM fusion needs an autoregressive decoder; this model's decoder is NAR")
+        self.context_graph = context_graph
         fusion = f", LM weight {lm_weight}" if self.lm is not None else ""
+        if context_graph is not None:
+            fusion += f", {context_graph.num_phrases} hotwords"
         settings = f"mode {self.mode}, beam {beam}, nbest {nbest}, tail threshold {tail_threshold}{fusion}"
         logger.info(f"CIF decoding: {settings}")
+
+    @property
+    def context_graph(self) -> Optional[ContextGraph]:
+        """The hotwords the search is biased towards (None: no biasing)."""
+        return self._context_graph
+
+    @context_graph.setter
+    def context_graph(self, graph: Optional[ContextGraph]) -> None:
+        if graph is not None and self.nar:
+            raise ValueError("hotword biasing needs an autoregressive decoder; this model's decoder is NAR")
+        self._context_graph = graph
 
     @torch.no_grad()
     def generate(
@@ -140,8 +162,16 @@ class CifGenerator:
         tokens = cif_out.new_full((batch_size, num_steps), self.eos, dtype=torch.long)
         scores = cif_out.new_zeros(batch_size, num_steps, dtype=torch.float)
         prev_tokens = tokens.new_full((batch_size,), self.eos)
+        graph, states = self.context_graph, [0] * batch_size
         for step in range(num_steps):
-            scores[:, step], prev_tokens = self._step_log_probs(decoder, lm, prev_tokens, step).max(dim=-1)
+            log_probs = self._step_log_probs(decoder, lm, prev_tokens, step)
+            if graph is None:
+                scores[:, step], prev_tokens = log_probs.max(dim=-1)
+            else:
+                bonus = graph.bonus_rows(states, log_probs.size(1), log_probs.device)
+                prev_tokens = (log_probs + bonus).argmax(dim=-1)
+                scores[:, step] = log_probs.gather(1, prev_tokens.unsqueeze(1)).squeeze(1)
+                states = graph.advance(states, prev_tokens.tolist())
             tokens[:, step] = prev_tokens
         return tokens.unsqueeze(1), scores.unsqueeze(1)
 
@@ -159,6 +189,7 @@ class CifGenerator:
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         beam_offset = (torch.arange(batch_size, device=device) * beam).unsqueeze(1)
         chosen, chosen_scores, origins = [], [], []  # per step, for the backtrace
+        graph, states = self.context_graph, [0] * rows  # hotword states per row
         for step in range(num_steps):
             if step == 0:  # the K beams of an utterance start identical: score one, then copy it
                 log_probs = self._step_log_probs(decoder, lm, prev_tokens[::beam], step)
@@ -170,9 +201,12 @@ class CifGenerator:
             else:
                 log_probs = self._step_log_probs(decoder, lm, prev_tokens, step)
             frozen = finished | (step >= active_steps)
-            log_probs[frozen] = float("-inf")
-            log_probs[frozen, self.eos] = 0.0
-            candidates = (scores.view(-1, 1) + log_probs).view(batch_size, -1)  # (B, K*V)
+            self._freeze(log_probs, frozen)
+            search_scores = log_probs
+            if graph is not None:  # the bonus ranks candidates; the model's log-probs are kept apart
+                search_scores = log_probs + graph.bonus_rows(states, log_probs.size(1), device)
+                self._freeze(search_scores, frozen)
+            candidates = (scores.view(-1, 1) + search_scores).view(batch_size, -1)  # (B, K*V)
             scores, best = candidates.topk(beam, dim=1)
             vocab = log_probs.size(1)
             origin = (best // vocab + beam_offset).view(-1)
@@ -181,17 +215,29 @@ class CifGenerator:
             chosen_scores.append(log_probs[origin, prev_tokens])
             origins.append(origin)
             finished = finished[origin] | (prev_tokens == self.eos)
+            if graph is not None:
+                states = graph.advance([states[o] for o in origin.tolist()], prev_tokens.tolist())
             decoder.reorder(origin)
             if lm is not None:
                 lm.reorder(origin)
         tokens = torch.full((rows, num_steps), self.eos, dtype=torch.long, device=device)
         step_scores = torch.zeros(rows, num_steps, device=device)
         row = torch.arange(rows, device=device)
+        if graph is not None:  # rank the final beams with the bonus of unfinished matches taken back
+            final = scores.view(-1) + torch.tensor([graph.finalize(s) for s in states], device=device)
+            row = (
+                final.view(batch_size, beam).argsort(dim=1, descending=True, stable=True) + beam_offset
+            ).view(-1)
         for step in reversed(range(num_steps)):
             tokens[:, step], step_scores[:, step] = chosen[step][row], chosen_scores[step][row]
             row = origins[step][row]
         shape = (batch_size, beam, num_steps)
         return tokens.view(shape), step_scores.view(shape)
+
+    def _freeze(self, table: Tensor, frozen: Tensor) -> None:
+        """Rows of finished hypotheses extend with ``</s>`` at no cost, and with nothing else."""
+        table[frozen] = float("-inf")
+        table[frozen, self.eos] = 0.0
 
     def _hypotheses(
         self, tokens: Tensor, step_scores: Tensor, fire_counts: Tensor, fire_frames: Tensor
@@ -206,17 +252,17 @@ class CifGenerator:
                 eos_positions = (sequence == self.eos).nonzero()
                 length = int(eos_positions[0]) + 1 if len(eos_positions) else count
                 frames = fire_frames[b, :length]
-                hypotheses.append(
-                    {
-                        "tokens": sequence[:length].cpu(),
-                        "score": scores[:length].sum().cpu(),
-                        "positional_scores": scores[:length].cpu(),
-                        "alignment": torch.stack(
-                            [frames, torch.arange(length, device=frames.device)], 1
-                        ).cpu(),
-                        "fire_frames": frames.cpu(),
-                    }
-                )
+                hypothesis = {
+                    "tokens": sequence[:length].cpu(),
+                    "score": scores[:length].sum().cpu(),
+                    "positional_scores": scores[:length].cpu(),
+                    "alignment": torch.stack([frames, torch.arange(length, device=frames.device)], 1).cpu(),
+                    "fire_frames": frames.cpu(),
+                }
+                if self.context_graph is not None:
+                    hypothesis["context_bonus"] = self.context_graph.score(sequence[:length].tolist())
+                    hypothesis["score"] = hypothesis["score"] + hypothesis["context_bonus"]
+                hypotheses.append(hypothesis)
             results.append(hypotheses)
         return results
 

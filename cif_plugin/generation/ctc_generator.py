@@ -38,6 +38,8 @@ class CtcGenerator:
             non-zero ``lm_weight``) even beam 1 runs prefix beam search.
         lm_weight (float): weight of the LM log-probabilities.
         token_bonus (float): score added per label, to offset the LM's cost of each one.
+        context_graph (ContextGraph, optional): hotwords to bias the prefix beam search towards
+            (with it even beam 1 runs prefix beam search).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class CtcGenerator:
         scorer: Optional[PrefixScorer] = None,
         lm_weight: float = 0.0,
         token_bonus: float = 0.0,
+        context_graph=None,
     ):
         if nbest > beam:
             raise ValueError(f"--nbest {nbest} cannot exceed --beam {beam}")
@@ -57,12 +60,19 @@ class CtcGenerator:
         self.symbols_to_strip_from_output = {self.eos}
         self.scorer = scorer if lm_weight != 0 else None
         self.lm_weight, self.token_bonus = lm_weight, token_bonus
-        self.greedy = beam == 1 and self.scorer is None and token_bonus == 0
+        self.context_graph = context_graph
         fusion = f", LM weight {lm_weight}, token bonus {token_bonus}" if self.scorer is not None else ""
+        if context_graph is not None:
+            fusion += f", {context_graph.num_phrases} hotwords"
         logger.info(
             f"CTC decoding: {'greedy' if self.greedy else 'prefix beam search'}, beam {beam}, nbest {nbest}"
             + fusion
         )
+
+    @property
+    def greedy(self) -> bool:
+        """Best-path decoding: beam 1 with nothing fused and no hotwords."""
+        return self.beam == 1 and self.scorer is None and self.token_bonus == 0 and self.context_graph is None
 
     @torch.no_grad()
     def generate(self, models, sample, prefix_tokens=None, constraints=None, **unused):
@@ -85,7 +95,13 @@ class CtcGenerator:
         for b, length in enumerate(lengths.tolist()):
             utterance = log_probs[b, :length].cpu()
             best = ctc_prefix_beam_search(
-                utterance, self.blank, self.beam, self.scorer, self.lm_weight, self.token_bonus
+                utterance,
+                self.blank,
+                self.beam,
+                self.scorer,
+                self.lm_weight,
+                self.token_bonus,
+                self.context_graph,
             )
             results.append(
                 [

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..modules.cif import DECODING_TAIL_THRESHOLD
+from .hotwords import DEFAULT_HOTWORD_SCORE, HotwordSource
 
 __all__ = ["DecodingOptions", "add_decoding_arguments"]
 
@@ -26,6 +27,9 @@ class DecodingOptions:
         ctc_token_bonus (float): CTC prefix beam search: score added per emitted label.
         tail_threshold (float): CIF tail firing threshold at decoding time.
         data_dir (str, optional): the folder with dict.txt a fairseq LM's task is pointed at.
+        hotwords (optional): a hotword file, or a list of phrases / (phrase, score) pairs, to bias
+            CIF and CTC search towards (``hotwords.py``).
+        hotword_score (float): per-token bonus of a hotword without its own score.
     """
 
     beam: int = 1
@@ -36,6 +40,8 @@ class DecodingOptions:
     ctc_token_bonus: float = 0.0
     tail_threshold: float = DECODING_TAIL_THRESHOLD
     data_dir: Optional[str] = None
+    hotwords: Optional[HotwordSource] = None
+    hotword_score: float = DEFAULT_HOTWORD_SCORE
 
     def __post_init__(self):
         if self.ngram_lm_path and self.lm_path:
@@ -55,6 +61,8 @@ class DecodingOptions:
             ctc_token_bonus=getattr(task_args, "ctc_token_bonus", 0.0),
             tail_threshold=getattr(task_args, "decoding_tail_threshold", DECODING_TAIL_THRESHOLD),
             data_dir=task_args.data,
+            hotwords=getattr(task_args, "hotwords", None),
+            hotword_score=getattr(task_args, "hotword_score", DEFAULT_HOTWORD_SCORE),
         )
 
 
@@ -77,4 +85,17 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="CTC prefix beam search: score added per emitted label (offsets an LM's per-label cost)",
+    )
+    parser.add_argument(
+        "--hotwords",
+        default=None,
+        metavar="FILE",
+        help="CIF and CTC models: bias the search towards these phrases (one a line, optionally "
+        "followed by its own per-token score); combines with LM fusion (docs/hotwords.md)",
+    )
+    parser.add_argument(
+        "--hotword-score",
+        type=float,
+        default=DEFAULT_HOTWORD_SCORE,
+        help="per-token bonus of a hotword without its own score in the --hotwords file",
     )

@@ -4,6 +4,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..generation.hotwords import DEFAULT_HOTWORD_SCORE
 from ..modules.cif import DECODING_TAIL_THRESHOLD
 from .recognizer import Recognizer
 
@@ -40,6 +41,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ctc-token-bonus", type=float, default=0.0, help="CTC prefix beam search: score per label"
     )
+    parser.add_argument(
+        "--hotwords",
+        type=Path,
+        metavar="FILE",
+        help="CIF and CTC models: phrases to bias the search towards, one a line, optionally followed "
+        "by its own per-token score (docs/hotwords.md)",
+    )
+    parser.add_argument(
+        "--hotword-score",
+        type=float,
+        default=DEFAULT_HOTWORD_SCORE,
+        help="per-token bonus of a hotword without its own score",
+    )
     parser.add_argument("--onset", type=float, default=0.1, help="CIF models: weight at which a token starts")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
 
@@ -57,6 +71,8 @@ def recognizer_from_args(args: argparse.Namespace, **kwargs) -> Recognizer:
         ctc_token_bonus=args.ctc_token_bonus,
         tail_threshold=args.tail_threshold,
         data=args.data,
+        hotwords=args.hotwords,
+        hotword_score=args.hotword_score,
         onset=args.onset,
         **kwargs,
     )

@@ -10,6 +10,7 @@ utterance). Recordings longer than ``max_segment_seconds`` are split at pauses
 (``segmentation.py``) and their token times put back on the recording's clock.
 """
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from fairseq import checkpoint_utils
 from fairseq.data.data_utils import post_process
 
 from ..generation import CtcGenerator, DecodingOptions
+from ..generation.hotwords import DEFAULT_HOTWORD_SCORE, HotwordSource, build_context_graph
 from ..models.asr_model import AsrModel
 from ..modules.cif import DECODING_TAIL_THRESHOLD
 from ..ops.ctc import ctc_blank_index, ctc_forced_align
@@ -87,6 +89,8 @@ class Recognizer:
         ctc_token_bonus: float = 0.0,
         tail_threshold: float = DECODING_TAIL_THRESHOLD,
         data: Optional[str] = None,
+        hotwords: Optional[HotwordSource] = None,
+        hotword_score: float = DEFAULT_HOTWORD_SCORE,
         **kwargs,
     ) -> "Recognizer":
         """A recogniser from a model package (``scripts/export_model.py``) or a checkpoint.
@@ -99,6 +103,8 @@ class Recognizer:
             lm_path, ngram_lm_path, lm_weight, ctc_token_bonus, tail_threshold: see
                 :class:`DecodingOptions`.
             data (str, optional): the data folder of a checkpoint, if not the one it was trained on.
+            hotwords, hotword_score: phrases to bias the search towards (a file, or a list of
+                phrases / (phrase, score) pairs; CIF and CTC models), see :meth:`set_hotwords`.
             **kwargs: ``onset``, ``max_segment_seconds``.
         """
         path = Path(path)
@@ -130,8 +136,21 @@ class Recognizer:
             ctc_token_bonus=ctc_token_bonus,
             tail_threshold=tail_threshold,
             data_dir=task.args.data,
+            hotwords=hotwords,
+            hotword_score=hotword_score,
         )
         return cls(model, task, options, **kwargs)
+
+    def set_hotwords(
+        self, hotwords: Optional[HotwordSource], hotword_score: float = DEFAULT_HOTWORD_SCORE
+    ) -> None:
+        """Bias later transcriptions towards ``hotwords`` (a file, or a list of phrases / (phrase,
+        score) pairs; None or an empty list: no biasing). Phrases with characters outside the
+        dictionary are logged and left out."""
+        if not hasattr(self.generator, "context_graph"):
+            raise ValueError("hotword biasing works with CIF and CTC models; ASG models decode with Viterbi")
+        self.generator.context_graph = build_context_graph(hotwords, self.dictionary, hotword_score)
+        self.options = dataclasses.replace(self.options, hotwords=hotwords, hotword_score=hotword_score)
 
     def transcribe(
         self, inputs: Iterable[AudioInput], batch_size: int = 16, max_batch_frames: int = 60000

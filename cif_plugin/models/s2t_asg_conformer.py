@@ -72,6 +72,8 @@ class S2TAsgConformerModel(AsrModel):
 
     def build_generator(self, dictionary, options: DecodingOptions) -> AsgGenerator:
         """Viterbi decoding (exact: the beam is not used)."""
+        if options.hotwords is not None:
+            raise ValueError("hotword biasing works with CIF and CTC models; ASG models decode with Viterbi")
         return AsgGenerator(self, dictionary, options.beam, options.nbest)
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor, **unused) -> Dict[str, Tensor]:

@@ -13,6 +13,7 @@ from fairseq.models import register_model, register_model_architecture
 from torch import Tensor, nn
 
 from ..generation import CifGenerator, DecodingOptions
+from ..generation.hotwords import build_context_graph
 from ..generation.language_models import load_fairseq_lm
 from ..modules import Cif
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
@@ -168,12 +169,20 @@ class S2TCifTransformerModel(AsrModel):
 
     def build_generator(self, dictionary, options: DecodingOptions) -> CifGenerator:
         """Greedy for beam 1, beam search otherwise, one parallel pass for a NAR decoder; shallow
-        fusion with the fairseq LM of ``options.lm_path``."""
+        fusion with the fairseq LM of ``options.lm_path``; hotword biasing with ``options.hotwords``."""
         if options.ngram_lm_path:
             raise ValueError(f"--ngram-lm-path {options.ngram_lm_path}: n-gram LMs fuse with CTC models only")
         lm = load_fairseq_lm(options.lm_path, dictionary, options.data_dir) if options.lm_path else None
+        context_graph = build_context_graph(options.hotwords, dictionary, options.hotword_score)
         return CifGenerator(
-            self, dictionary, options.beam, options.nbest, options.tail_threshold, lm, options.lm_weight
+            self,
+            dictionary,
+            options.beam,
+            options.nbest,
+            options.tail_threshold,
+            lm,
+            options.lm_weight,
+            context_graph,
         )
 
     def forward_ctc(self, encoder_out: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ from fairseq.models import register_model, register_model_architecture
 from torch import Tensor, nn
 
 from ..generation import CtcGenerator, DecodingOptions
+from ..generation.hotwords import build_context_graph
 from ..generation.language_models import load_prefix_scorer
 from ..modules import Cif
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
@@ -91,7 +92,8 @@ class S2TCtcConformerModel(AsrModel):
 
     def build_generator(self, dictionary, options: DecodingOptions) -> CtcGenerator:
         """Greedy for beam 1, prefix beam search otherwise, with shallow fusion of the fairseq LM of
-        ``options.lm_path`` or the n-gram LM of ``options.ngram_lm_path``."""
+        ``options.lm_path`` or the n-gram LM of ``options.ngram_lm_path``; hotword biasing with
+        ``options.hotwords``."""
         return CtcGenerator(
             self,
             dictionary,
@@ -100,6 +102,7 @@ class S2TCtcConformerModel(AsrModel):
             load_prefix_scorer(options, dictionary),
             options.lm_weight,
             options.ctc_token_bonus,
+            build_context_graph(options.hotwords, dictionary, options.hotword_score),
         )
 
     def ctc_head(self, src_tokens: Tensor, src_lengths: Tensor):

@@ -6,7 +6,7 @@
 # 13 minutes on 2 cores.
 #
 # Usage: bash egs/synthetic_zh/run.sh [--stage N] [--stop-stage M] [--max-epoch E] [--seed S] [--seeds K]
-#        [--corpus-seed C] [--no-speed-perturb] [--distill] [--ctc] [--asg]
+#        [--corpus-seed C] [--no-speed-perturb] [--distill] [--ctc] [--asg] [--hotwords]
 # --seed S trains with seed S (exp/cif_tiny); --seeds K trains K models, seeds S..S+K-1 (seed S in
 # exp/cif_tiny, the others in exp/cif_tiny_seed<k>), on the same corpus and prints the mean and spread of
 # their CERs. --corpus-seed C synthesises a different corpus (default 1).
@@ -14,8 +14,14 @@
 # RANDOM BERT and 7 HieraDist training, decoding and scoring: a plumbing check of distillation
 # (no pre-trained model is reachable here), not a result; with --ctc also 8 the CTC baseline
 # (s2t_ctc_conformer_tiny) trained, decoded and scored beside the CIF model; with --asg also 9 the same
-# for an ASG model (s2t_asg_conformer_tiny, Viterbi decoding). Finished stages leave a .done marker
-# and are skipped on a re-run; delete data/ and exp/ (or the marker) to redo them.
+# for an ASG model (s2t_asg_conformer_tiny, Viterbi decoding). --hotwords runs the hotword evaluation
+# on its own corpus (data/corpus_names, exp/cif_tiny_names): the same phrases plus name phrases in
+# train and dev and a test_names split of unseen names (scripts/synthetic_names.py), stages 1-3 on it,
+# then 10 a character LM on the training text (fairseq transformer_lm) and 11
+# benchmarks/bench_hotwords.py: hotword recall, precision, F1 and CER without biasing, with it, with
+# it and the LM, and the decoding time with 10 and 1,000 hotwords (docs/hotwords.md).
+# Finished stages leave a .done marker and are skipped on a re-run; delete data/ and exp/ (or the
+# marker) to redo them.
 set -euo pipefail
 
 stage=1
@@ -30,6 +36,8 @@ beam=1
 distill=false
 ctc=false
 asg=false
+hotwords=false
+name_utterances=(0 0 0)  # train dev test_names
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,6 +52,7 @@ while [ $# -gt 0 ]; do
     --distill) distill=true; stop_stage=$((stop_stage > 8 ? stop_stage : 8)); shift ;;
     --ctc) ctc=true; stop_stage=$((stop_stage > 8 ? stop_stage : 8)); shift ;;
     --asg) asg=true; stop_stage=9; shift ;;
+    --hotwords) hotwords=true; name_utterances=(500 50 150); stop_stage=11; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 1 ;;
   esac
 done
@@ -52,11 +61,13 @@ recipe_dir=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$recipe_dir/../.." && pwd)
 python=$repo/.venv/bin/python
 bin=$repo/.venv/bin
-corpus=$recipe_dir/data/corpus
-suffix=$([ "$speed_perturb" = 1.0 ] && echo _nosp || true)
+names=$($hotwords && echo _names || true)
+corpus=$recipe_dir/data/corpus$names
+suffix=$([ "$speed_perturb" = 1.0 ] && echo _nosp || true)$names
 data=$recipe_dir/data/prepared$suffix
 exp=$recipe_dir/exp/cif_tiny$suffix
 test_sets=(test test_long)
+if $hotwords; then test_sets+=(test_names); fi
 common_options=(--user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml
   --train-subset train --valid-subset dev --optimizer adam --lr 2e-3
   --lr-scheduler inverse_sqrt --warmup-updates 200 --clip-norm 1.0 --max-tokens 8000
@@ -76,7 +87,7 @@ stage_dir=$corpus
 if run_stage 1 "synthesise number and date phrases with espeak-ng (test voices held out of train)"; then
   # shellcheck disable=SC2086
   "$python" scripts/make_synthetic_corpus.py --output-root "$corpus" --utterances $utterances \
-    --seed "$corpus_seed"
+    --seed "$corpus_seed" --name-utterances "${name_utterances[@]}"
   mark_done 1
 fi
 
@@ -164,4 +175,27 @@ if $asg && run_stage 9 "ASG: train, decode (Viterbi) and score beside the CIF mo
   echo "test CER, CIF: $(tail -1 "$exp/cer_test.txt")"
   echo "test CER, ASG: $(tail -1 "$asg_exp/cer_test.txt")"
   mark_done 9
+fi
+
+lm_dir=$exp/lm
+if $hotwords && run_stage 10 "a character LM on the training transcripts (fairseq transformer_lm, for fusion)"; then
+  mkdir -p "$lm_dir"
+  cut -f4 "$data/train.tsv" | tail -n +2 | sed 's/./& /g; s/ $//' > "$lm_dir/train.txt"
+  cut -f4 "$data/dev.tsv" | tail -n +2 | sed 's/./& /g; s/ $//' > "$lm_dir/dev.txt"
+  "$bin/fairseq-preprocess" --only-source --srcdict "$data/dict.txt" --trainpref "$lm_dir/train.txt" \
+    --validpref "$lm_dir/dev.txt" --destdir "$lm_dir/bin" --workers 1 > "$lm_dir/preprocess.log" 2>&1
+  "$bin/fairseq-train" "$lm_dir/bin" --task language_modeling --arch transformer_lm --decoder-layers 2 \
+    --decoder-embed-dim 128 --decoder-ffn-embed-dim 512 --decoder-attention-heads 4 --dropout 0.1 \
+    --sample-break-mode eos --tokens-per-sample 64 --max-tokens 4096 --optimizer adam --lr 1e-3 \
+    --lr-scheduler inverse_sqrt --warmup-updates 100 --max-epoch 8 --cpu --seed "$seed" \
+    --save-dir "$lm_dir" --no-epoch-checkpoints --no-progress-bar --log-interval 100 2>&1 \
+    | tee "$lm_dir/train.log" | grep --line-buffered -E "valid on|done training"
+  mark_done 10
+fi
+
+if $hotwords && run_stage 11 "hotword recall, precision and CER without and with biasing (and the LM); timing"; then
+  "$python" benchmarks/bench_hotwords.py --model "$exp/checkpoint_best.pt" --data "$data" \
+    --hotwords "$corpus/data_aishell/hotwords/test_names.txt" --lm-path "$lm_dir/checkpoint_best.pt" \
+    --output "$exp/hotwords.md" | tee "$exp/bench_hotwords.txt"
+  mark_done 11
 fi

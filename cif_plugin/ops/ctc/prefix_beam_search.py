@@ -5,7 +5,9 @@ blank and of those that end in its last label, so a prefix's score sums over all
 (Graves 2012; Hannun et al. 2014). At each frame only the ``beam`` most likely labels (and the
 blank) extend the prefixes; with ``beam`` at least the vocabulary size the search is exact for
 ``beam``-best prefixes. Shallow fusion adds the weighted LM log-probability of each label, plus a
-per-label bonus, whenever a prefix grows, and that of ``</s>`` at the end.
+per-label bonus, whenever a prefix grows, and that of ``</s>`` at the end. A hotword context graph
+(contextual biasing) adds its bonus whenever a prefix grows, and takes back the bonus of an
+unfinished match at the end.
 """
 
 import math
@@ -48,24 +50,35 @@ def ctc_prefix_beam_search(
     scorer: Optional[PrefixScorer] = None,
     lm_weight: float = 0.0,
     token_bonus: float = 0.0,
+    context=None,
 ) -> List[Tuple[Prefix, float]]:
     """The ``beam`` best label sequences of (T, V) frame log-probabilities, best first.
 
     With a ``scorer`` (shallow fusion) prefixes rank by
     log P_ctc(prefix) + lm_weight * log P_lm(prefix) + token_bonus * len(prefix), and the final
-    ranking adds lm_weight * log P_lm(</s> | prefix); the returned scores are these sums.
+    ranking adds lm_weight * log P_lm(</s> | prefix); the returned scores are these sums. With a
+    ``context`` (a hotword ``ContextGraph``) prefixes also rank by its running bonus, and the final
+    ranking by the bonus of the finished prefix (``context.score(prefix)``).
     """
     fused = scorer is not None and lm_weight != 0
     if fused:
         scorer.reset()
-    extra: Dict[Prefix, float] = {(): 0.0}  # LM and length terms of every prefix made so far
+    extra: Dict[Prefix, float] = {(): 0.0}  # LM, length and hotword terms of every prefix made so far
+    context_states: Dict[Prefix, int] = {(): 0}
 
     def extend(prefix: Prefix, label: int) -> Prefix:
         longer = prefix + (label,)
         if longer not in extra:
             lm = lm_weight * scorer.score(prefix, label) if fused else 0.0
             extra[longer] = extra[prefix] + lm + token_bonus
+            if context is not None:
+                bonus, context_states[longer] = context.step(context_states[prefix], label)
+                extra[longer] += bonus
         return longer
+
+    def end_terms(prefix: Prefix) -> float:
+        lm = lm_weight * scorer.end_score(prefix) if fused else 0.0
+        return lm + (context.finalize(context_states[prefix]) if context is not None else 0.0)
 
     prefixes: Dict[Prefix, Tuple[float, float]] = {(): (0.0, -math.inf)}  # (ends in blank, ends in label)
     candidates = min(beam, log_probs.size(1))
@@ -95,7 +108,6 @@ def ctc_prefix_beam_search(
     if fused:
         scorer.prepare(prefixes)
     final = [
-        (prefix, _log_add(*scores) + extra[prefix] + (lm_weight * scorer.end_score(prefix) if fused else 0.0))
-        for prefix, scores in prefixes.items()
+        (prefix, _log_add(*scores) + extra[prefix] + end_terms(prefix)) for prefix, scores in prefixes.items()
     ]
     return sorted(final, key=lambda item: -item[1])[:beam]
