@@ -16,7 +16,6 @@ Usage: .venv/bin/python benchmarks/bench_hotwords.py --model exp/checkpoint_best
 
 import argparse
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -77,19 +76,6 @@ def _cer(references: Dict[int, str], hypotheses: Dict[int, str]) -> float:
 
 def _verdict(met: bool) -> str:
     return "met" if met else "NOT met"
-
-
-def _thousand_hotwords(hotwords: List[str], seed: int = 0) -> List[str]:
-    """The list plus other rare-character names that sound unlike every name of the list (homophones
-    of each other allowed: there are fewer than 1,000 pronunciations), 1,000 distinct names in all."""
-    rng = random.Random(seed)
-    heard = {synthetic_names.pronunciation(h) for h in hotwords}
-    names = dict.fromkeys(hotwords)
-    while len(names) < 1000:
-        name = synthetic_names.rare_name(rng)
-        if synthetic_names.pronunciation(name) not in heard:
-            names[name] = None
-    return list(names)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -158,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "|---|---|---|",
     ]
     timed = names + plain
-    thousand = _thousand_hotwords(hotwords)
+    thousand = synthetic_names.names_unlike(hotwords, 1000)
     seconds = {}
     for count, phrases in [(0, None), (10, hotwords[:10]), (1000, thousand), (0, None)]:  # none twice: warm
         options = DecodingOptions(**base, hotwords=phrases)

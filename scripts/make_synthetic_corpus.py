@@ -39,8 +39,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import soundfile
-import synthetic_names
 from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, also when run through runpy
+import synthetic_names  # noqa: E402
 
 SPLITS = ("train", "dev", "test")
 LONG_SPLIT = "test_long"

@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from score_cer import read_generate_output, read_text_file, score
-
 from cif_plugin.criterions.hotword_metrics import count_hotwords, has_hotword
 from cif_plugin.generation.hotwords import read_hotwords
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, also when run through runpy
+from score_cer import read_generate_output, read_text_file, score  # noqa: E402
 
 __all__ = ["hotword_report", "main"]
 

@@ -11,10 +11,18 @@ holds every test name and as many distractors: other rare-character names that a
 unlike any test name.
 
 Name phrases join a name with a phrase part of the number corpus (``周伟下午三点十分``, ``三月五日章诚``).
+
+As a command, it prints rare-character names, e.g. a long hotword list of names that sound unlike
+those of a given list:
+
+    python scripts/synthetic_names.py --count 1000 --unlike corpus/data_aishell/hotwords/test_names.txt
 """
 
+import argparse
 import random
-from typing import Callable, List, Sequence, Set, Tuple
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 # Homophone groups (espeak-ng cmn pronounces each group's characters identically), common first.
 # No group shares a syllable with the number corpus (十/时, 五/午, 月, 上 ...).
@@ -102,3 +110,40 @@ def rare_character_names(rng: random.Random, per_character: int, excluded: Set[s
                         made += 1
     rng.shuffle(names)
     return names
+
+
+def names_unlike(listed: Sequence[str], count: int, seed: int = 0) -> List[str]:
+    """``listed`` followed by other rare-character names that sound unlike every listed name
+    (homophones of each other allowed: there are fewer than 1,000 pronunciations), ``count`` distinct
+    names in all."""
+    rng = random.Random(seed)
+    heard = {pronunciation(name) for name in listed}
+    names = dict.fromkeys(listed)
+    while len(names) < count:
+        name = rare_name(rng)
+        if pronunciation(name) not in heard:
+            names[name] = None
+    return list(names)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--count", type=int, default=1000, help="names to print (the --unlike list's included)"
+    )
+    parser.add_argument(
+        "--unlike",
+        type=Path,
+        help="a name list (one a line): printed first, then names that sound unlike them",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    args = parser.parse_args(argv)
+    listed = args.unlike.read_text(encoding="utf-8").split() if args.unlike else []
+    print("\n".join(names_unlike(listed, args.count, args.seed)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -88,3 +88,11 @@ def test_corpus_with_names_keeps_the_other_utterances_and_holds_the_test_names_o
     assert not any(h in t for h in hotwords for t in train_texts)  # unseen in training
     rare = {c for group in SURNAMES + GIVEN for c in group[1:]}
     assert rare <= set("".join(train_texts))  # every rare character is in the training vocabulary
+
+
+def test_names_unlike_a_list_keep_it_first_and_never_sound_like_it():
+    listed = ["章诚", "洲语终"]
+    names = synthetic_names.names_unlike(listed, 1000, seed=3)
+    assert names[:2] == listed and len(set(names)) == 1000
+    heard = {synthetic_names.pronunciation(n) for n in listed}
+    assert not any(synthetic_names.pronunciation(n) in heard for n in names[2:])

@@ -180,14 +180,15 @@ fi
 lm_dir=$exp/lm
 if $hotwords && run_stage 10 "a character LM on the training transcripts (fairseq transformer_lm, for fusion)"; then
   mkdir -p "$lm_dir"
-  cut -f4 "$data/train.tsv" | tail -n +2 | sed 's/./& /g; s/ $//' > "$lm_dir/train.txt"
-  cut -f4 "$data/dev.tsv" | tail -n +2 | sed 's/./& /g; s/ $//' > "$lm_dir/dev.txt"
+  # tgt_text (column 4) is already space-separated characters; speed-perturbed copies (sp*) left out.
+  tail -n +2 "$data/train.tsv" | grep -v '^sp' | cut -f4 > "$lm_dir/train.txt"
+  tail -n +2 "$data/dev.tsv" | cut -f4 > "$lm_dir/dev.txt"
   "$bin/fairseq-preprocess" --only-source --srcdict "$data/dict.txt" --trainpref "$lm_dir/train.txt" \
     --validpref "$lm_dir/dev.txt" --destdir "$lm_dir/bin" --workers 1 > "$lm_dir/preprocess.log" 2>&1
   "$bin/fairseq-train" "$lm_dir/bin" --task language_modeling --arch transformer_lm --decoder-layers 2 \
     --decoder-embed-dim 128 --decoder-ffn-embed-dim 512 --decoder-attention-heads 4 --dropout 0.1 \
-    --sample-break-mode eos --tokens-per-sample 64 --max-tokens 4096 --optimizer adam --lr 1e-3 \
-    --lr-scheduler inverse_sqrt --warmup-updates 100 --max-epoch 8 --cpu --seed "$seed" \
+    --sample-break-mode eos --tokens-per-sample 64 --max-tokens 1024 --optimizer adam --lr 1e-3 \
+    --lr-scheduler inverse_sqrt --warmup-updates 100 --max-epoch 30 --cpu --seed "$seed" \
     --save-dir "$lm_dir" --no-epoch-checkpoints --no-progress-bar --log-interval 100 2>&1 \
     | tee "$lm_dir/train.log" | grep --line-buffered -E "valid on|done training"
   mark_done 10
