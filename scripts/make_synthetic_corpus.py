@@ -48,7 +48,7 @@ SPLITS = ("train", "dev", "test")
 LONG_SPLIT = "test_long"
 NAMES_SPLIT = "test_names"
 HOTWORD_LIST = Path("data_aishell") / "hotwords" / f"{NAMES_SPLIT}.txt"
-RARE_CHARACTER_OCCURRENCES = 3  # training names with each rare name character, at least
+RARE_CHARACTER_OCCURRENCES = 5  # training names with each rare name character, at least
 DIGITS = "零一二三四五六七八九"
 # Held-out voice variants: everyday male and female voices, a Klatt voice and a whisper among them.
 DEV_VARIANTS = ("m4", "f3", "Andy", "klatt5", "Gene2", "linda", "robosoft3", "iven2")

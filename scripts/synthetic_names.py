@@ -39,7 +39,7 @@ GIVEN = (
     ("中", "钟", "终"),
     ("玉", "育", "誉"),
 )
-COMMON_SHARE = 0.85  # training names: the common character of a syllable, else a rare one
+COMMON_SHARE = 0.6  # training names: the common character of a syllable, else a rare one
 
 
 def _groups(name_length: int) -> List[Sequence[str]]:
@@ -71,14 +71,16 @@ def rare_name(rng: random.Random) -> str:
 
 
 def held_out_names(rng: random.Random, count: int) -> Tuple[List[str], List[str]]:
-    """``count`` test names and ``count`` distractors, all rare-character names with distinct
-    pronunciations (a distractor never sounds like a test name)."""
+    """``count`` test names and ``count`` distractors, all rare-character names whose pronunciations
+    differ and none of which starts another's (a distractor never sounds like a test name or its
+    beginning, and no listed name is part of another)."""
     names: List[str] = []
-    heard: Set[Tuple[int, ...]] = set()
+    heard: List[Tuple[int, ...]] = []
     while len(names) < 2 * count:
         name = rare_name(rng)
-        if pronunciation(name) not in heard:
-            heard.add(pronunciation(name))
+        sound = pronunciation(name)
+        if not any(sound[: len(other)] == other or other[: len(sound)] == sound for other in heard):
+            heard.append(sound)
             names.append(name)
     return names[:count], names[count:]
 
