@@ -85,19 +85,19 @@ def _ctc_log_probs(model, sample) -> torch.Tensor:
 
 
 def ctc_search(
-    beam: int, nbest: int, scorer=None, lm_weight: float = 0.0, token_bonus: float = 0.0
+    beam: int, nbest: int, scorer=None, lm_weight: float = 0.0, token_bonus: float = 0.0, context_graph=None
 ) -> Search:
     """Greedy: the arg-max path collapsed, scored by its log-probability; else prefix beam search."""
 
     def search(model, sample, dictionary):
         log_probs, blank = _ctc_log_probs(model, sample), ctc_blank_index(dictionary)
-        if beam == 1 and scorer is None and token_bonus == 0:
+        if beam == 1 and scorer is None and token_bonus == 0 and context_graph is None:
             best, path = log_probs.max(dim=-1)
             labels = [int(v) for i, v in enumerate(path) if v != blank and (i == 0 or v != path[i - 1])]
             return [(labels, best.sum().item())]
         if scorer is not None:
             scorer.to("cpu")
-        found = ctc_prefix_beam_search(log_probs, blank, beam, scorer, lm_weight, token_bonus)
+        found = ctc_prefix_beam_search(log_probs, blank, beam, scorer, lm_weight, token_bonus, context_graph)
         return [(list(labels), score) for labels, score in found[:nbest]]
 
     return search

@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_cif_generator import _brute_force_ranking
 from test_context_graph import brute_force_earned
+from test_ctc_lm_fusion import BigramScorer
 
 from cif_plugin.generation import CifGenerator, CtcGenerator
 from cif_plugin.generation.context_graph import ContextGraph
@@ -141,3 +142,28 @@ def test_ctc_generator_with_hotwords_runs_prefix_beam_search(ctc_training, tiny_
         assert first in b[0]["tokens"].tolist()
         assert b[0]["token_spans"] is not None and len(b[0]["token_spans"]) == len(b[0]["tokens"]) - 1
     assert any(first not in p[0]["tokens"].tolist() for p in plain)
+
+
+def test_fused_ctc_prefix_beam_search_with_hotwords_equals_exhaustive_search():
+    torch.manual_seed(6)
+    blank, frames, vocab = 0, 5, 4
+    log_probs = torch.log_softmax(2.0 * torch.randn(frames, vocab, dtype=torch.float64), dim=-1)
+    scorer = BigramScorer(torch.log_softmax(torch.randn(vocab + 1, vocab + 1, dtype=torch.float64) * 2, -1))
+    phrases = [((2, 3), 2.0), ((3, 1), 1.0), ((1,), 0.5)]
+    lm_weight, token_bonus = 0.7, 0.4
+
+    def fused(labels, log_probability):
+        contexts = (None, *labels)
+        lm = sum(scorer.score(contexts[1 : i + 1], label) for i, label in enumerate(labels))
+        lm += scorer.end_score(labels)
+        bonus = brute_force_earned(phrases, labels)[1]
+        return log_probability + lm_weight * lm + token_bonus * len(labels) + bonus
+
+    totals = _brute_force_ctc(log_probs, blank)
+    exhaustive = sorted(((labels, fused(labels, p)) for labels, p in totals.items()), key=lambda x: -x[1])
+    found = ctc_prefix_beam_search(
+        log_probs, blank, 300, scorer, lm_weight, token_bonus, context=ContextGraph(phrases)
+    )
+    assert [labels for labels, _ in found[:6]] == [labels for labels, _ in exhaustive[:6]]
+    for (_, score), (_, expected) in zip(found[:6], exhaustive[:6], strict=True):
+        assert score == pytest.approx(expected, abs=1e-9)

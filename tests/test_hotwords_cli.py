@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import soundfile
 from fairseq.data import Dictionary
+from test_ctc_lm_fusion import ARPA
 
 from cif_plugin.generation.context_graph import ContextGraph
 from cif_plugin.generation.language_models import load_fairseq_lm
+from cif_plugin.generation.prefix_lm_scorers import KenLmPrefixScorer
 from cif_plugin.inference import Recognizer
 
-from decoded_text import assert_same_decoding, cif_search, decode_in_process, printed_hypotheses
+from decoded_text import assert_same_decoding, cif_search, ctc_search, decode_in_process, printed_hypotheses
 from fairseq_setup import fairseq_cli
 
 TRANSCRIBE = Path(__file__).resolve().parents[1] / "scripts" / "transcribe.py"
@@ -120,3 +122,25 @@ def test_asg_models_refuse_hotwords(asg_checkpoint):
     recognizer = Recognizer.from_pretrained(asg_checkpoint)
     with pytest.raises(ValueError, match="CIF and CTC models"):
         recognizer.set_hotwords(["三四"])
+
+
+def test_fairseq_generate_ctc_with_hotwords_and_an_ngram_lm(tiny_data, ctc_training, tmp_path):
+    arpa = tmp_path / "bigram.arpa"
+    arpa.write_text(ARPA, encoding="utf-8")
+    hotwords = tmp_path / "hotwords.txt"
+    hotwords.write_text(HOTWORDS, encoding="utf-8")
+    checkpoint = ctc_training[1]
+    lm = ["--ngram-lm-path", str(arpa), "--lm-weight", "0.5"]
+    result = _generate(
+        tiny_data, checkpoint, "--beam", "16", *lm, "--hotwords", str(hotwords), "--hotword-score", "30"
+    )
+    assert "2 hotwords" in result.stderr
+    dictionary = Dictionary.load(str(tiny_data / "dict.txt"))
+    index = dictionary.index
+    graph = ContextGraph([((index("三"), index("四")), 20.0), ((index("七"),), 30.0)])
+    scorer = KenLmPrefixScorer(str(arpa), dictionary)
+    search = ctc_search(16, 1, scorer, lm_weight=0.5, context_graph=graph)
+    expected = decode_in_process(checkpoint, tiny_data, "dev", search)
+    assert_same_decoding(printed_hypotheses(result.stdout), expected)
+    plain = decode_in_process(checkpoint, tiny_data, "dev", ctc_search(16, 1, scorer, lm_weight=0.5))
+    assert [h[0][0] for h in plain.values()] != [h[0][0] for h in expected.values()]
