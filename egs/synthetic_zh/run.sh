@@ -53,7 +53,7 @@ while [ $# -gt 0 ]; do
     --distill) distill=true; stop_stage=$((stop_stage > 8 ? stop_stage : 8)); shift ;;
     --ctc) ctc=true; stop_stage=$((stop_stage > 8 ? stop_stage : 8)); shift ;;
     --asg) asg=true; stop_stage=9; shift ;;
-    # On the name corpus the teacher-forced dev WER that picks checkpoint_best rises after epoch 2
+    # On the name corpus the teacher-forced dev WER that picks checkpoint_best is lowest after epoch 1
     # while decoding keeps improving (docs/hotwords.md): that run decodes its last checkpoint.
     --hotwords) hotwords=true; name_utterances=(800 50 150); stop_stage=11; decode_checkpoint=checkpoint_last.pt; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 1 ;;
