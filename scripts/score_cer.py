@@ -23,7 +23,14 @@ from typing import Dict, List, Optional, Tuple
 
 from cif_plugin.criterions.error_rates import EditCounts, align_counts
 
-__all__ = ["EditCounts", "align_counts", "read_generate_output", "read_text_file"]
+__all__ = [
+    "EditCounts",
+    "add_input_arguments",
+    "align_counts",
+    "read_generate_output",
+    "read_inputs",
+    "read_text_file",
+]
 
 
 def _characters(text: str) -> str:
@@ -79,27 +86,38 @@ def score(references: Dict[str, str], hypotheses: Dict[str, str]) -> Tuple[EditC
     return total, per_utterance
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--generate-output`` with ``--manifest``, or ``--hyp`` and ``--ref`` (also score_hotwords.py)."""
     parser.add_argument("--generate-output", type=Path, help="fairseq-generate output (T-/D- lines)")
     parser.add_argument(
         "--manifest", type=Path, help="the decoded split's TSV, to key results by utterance id"
     )
     parser.add_argument("--hyp", type=Path, help="hypotheses: <utterance id> <text> lines")
     parser.add_argument("--ref", type=Path, help="references: <utterance id> <text> lines")
+
+
+def read_inputs(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """(references, hypotheses) from the options of :func:`add_input_arguments`."""
+    if args.generate_output is not None:
+        return read_generate_output(args.generate_output, args.manifest)
+    if args.hyp is not None and args.ref is not None:
+        return read_text_file(args.ref), read_text_file(args.hyp)
+    parser.error("give --generate-output, or --hyp and --ref")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_input_arguments(parser)
     parser.add_argument(
         "--per-utterance", type=Path, help="write id, S, D, I, reference length, ref, hyp (TSV)"
     )
     parser.add_argument("--show", type=int, default=0, help="print this many reference/hypothesis pairs")
     args = parser.parse_args(argv)
-    if args.generate_output is not None:
-        references, hypotheses = read_generate_output(args.generate_output, args.manifest)
-    elif args.hyp is not None and args.ref is not None:
-        references, hypotheses = read_text_file(args.ref), read_text_file(args.hyp)
-    else:
-        parser.error("give --generate-output, or --hyp and --ref")
+    references, hypotheses = read_inputs(args, parser)
     total, per_utterance = score(references, hypotheses)
     if args.per_utterance is not None:
         temporary = args.per_utterance.with_name(args.per_utterance.name + ".tmp")

@@ -18,7 +18,7 @@ from cif_plugin.criterions.hotword_metrics import count_hotwords, has_hotword
 from cif_plugin.generation.hotwords import read_hotwords
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, also when run through runpy
-from score_cer import read_generate_output, read_text_file, score  # noqa: E402
+from score_cer import add_input_arguments, read_inputs, score  # noqa: E402
 
 __all__ = ["hotword_report", "main"]
 
@@ -48,20 +48,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--generate-output", type=Path, help="fairseq-generate output (T-/D- lines)")
-    parser.add_argument(
-        "--manifest", type=Path, help="the decoded split's TSV, to key results by utterance id"
-    )
-    parser.add_argument("--hyp", type=Path, help="hypotheses: <utterance id> <text> lines")
-    parser.add_argument("--ref", type=Path, help="references: <utterance id> <text> lines")
+    add_input_arguments(parser)
     parser.add_argument("--hotwords", type=Path, required=True, help="the hotword list (one phrase a line)")
     args = parser.parse_args(argv)
-    if args.generate_output is not None:
-        references, hypotheses = read_generate_output(args.generate_output, args.manifest)
-    elif args.hyp is not None and args.ref is not None:
-        references, hypotheses = read_text_file(args.ref), read_text_file(args.hyp)
-    else:
-        parser.error("give --generate-output, or --hyp and --ref")
+    references, hypotheses = read_inputs(args, parser)
     hotwords = [h.text for h in read_hotwords(args.hotwords)]
     print("\n".join(hotword_report(references, hypotheses, hotwords)))
     return 0
