@@ -314,6 +314,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _write_text_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
 def _utterance(output_root: Path, split: str, number: int, index: int, speakers: int) -> Tuple[str, Path]:
     """(utterance id, wav path) of utterance ``index`` of a split (``number`` numbers its speakers)."""
     speaker = f"S{number * 1000 + index % speakers + 1:04d}"
@@ -349,11 +356,7 @@ def _name_jobs(args: argparse.Namespace, speakers, plan) -> Tuple[list, List[str
             lines.append(f"{utt_id} {text}\n")
     hotwords = test_names + distractors
     rng.shuffle(hotwords)
-    path = args.output_root / HOTWORD_LIST
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(f"{name}\n" for name in hotwords), encoding="utf-8")
-    os.replace(temporary, path)
+    _write_text_atomically(args.output_root / HOTWORD_LIST, "".join(f"{name}\n" for name in hotwords))
     return jobs, lines
 
 
@@ -397,10 +400,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             )
         )
     transcript_path = args.output_root / "data_aishell" / "transcript" / "aishell_transcript_v0.8.txt"
-    transcript_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = transcript_path.with_name(transcript_path.name + ".tmp")
-    temporary.write_text("".join(transcript), encoding="utf-8")
-    os.replace(temporary, transcript_path)
+    _write_text_atomically(transcript_path, "".join(transcript))
     print(f"{len(jobs)} utterances ({len(todo)} synthesised now) in {args.output_root / 'data_aishell'}")
     return 0
 

@@ -1,4 +1,5 @@
-"""Person names for the synthetic corpus's hotword evaluation (``make_synthetic_corpus.py --names``).
+"""Person names for the synthetic corpus's hotword evaluation (``make_synthetic_corpus.py
+--name-utterances``).
 
 A name is a surname and one or two given-name syllables. Every syllable is written with one of a
 group of characters that espeak-ng's Mandarin voice says identically (homophones, same tone): a
@@ -48,9 +49,9 @@ def _groups(name_length: int) -> List[Sequence[str]]:
 
 def pronunciation(name: str) -> Tuple[int, ...]:
     """The homophone group of each character: names with equal pronunciations are equal here."""
-    groups = [SURNAMES] + [GIVEN] * (len(name) - 1)
     return tuple(
-        next(i for i, group in enumerate(g) if c in group) for g, c in zip(groups, name, strict=True)
+        next(i for i, group in enumerate(g) if c in group)
+        for g, c in zip(_groups(len(name)), name, strict=True)
     )
 
 

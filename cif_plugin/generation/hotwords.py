@@ -15,11 +15,19 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from .context_graph import ContextGraph
 
-__all__ = ["Hotword", "HotwordSource", "build_context_graph", "encode_hotwords", "read_hotwords"]
+__all__ = [
+    "NO_HOTWORDS_WITH_VITERBI",
+    "Hotword",
+    "HotwordSource",
+    "build_context_graph",
+    "encode_hotwords",
+    "read_hotwords",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOTWORD_SCORE = 2.0
+NO_HOTWORDS_WITH_VITERBI = "hotword biasing works with CIF and CTC models; ASG models decode with Viterbi"
 
 
 @dataclass

@@ -22,7 +22,12 @@ from fairseq import checkpoint_utils
 from fairseq.data.data_utils import post_process
 
 from ..generation import CtcGenerator, DecodingOptions
-from ..generation.hotwords import DEFAULT_HOTWORD_SCORE, HotwordSource, build_context_graph
+from ..generation.hotwords import (
+    DEFAULT_HOTWORD_SCORE,
+    NO_HOTWORDS_WITH_VITERBI,
+    HotwordSource,
+    build_context_graph,
+)
 from ..models.asr_model import AsrModel
 from ..modules.cif import DECODING_TAIL_THRESHOLD
 from ..ops.ctc import ctc_blank_index, ctc_forced_align
@@ -148,7 +153,7 @@ class Recognizer:
         score) pairs; None or an empty list: no biasing). Phrases with characters outside the
         dictionary are logged and left out."""
         if not hasattr(self.generator, "context_graph"):
-            raise ValueError("hotword biasing works with CIF and CTC models; ASG models decode with Viterbi")
+            raise ValueError(NO_HOTWORDS_WITH_VITERBI)
         self.generator.context_graph = build_context_graph(hotwords, self.dictionary, hotword_score)
         self.options = dataclasses.replace(self.options, hotwords=hotwords, hotword_score=hotword_score)
 

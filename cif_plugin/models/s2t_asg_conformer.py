@@ -17,6 +17,7 @@ from fairseq.models import register_model, register_model_architecture
 from torch import Tensor, nn
 
 from ..generation import AsgGenerator, DecodingOptions
+from ..generation.hotwords import NO_HOTWORDS_WITH_VITERBI
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
 from ..ops.asg import replabel_ids
 from .asr_model import AsrModel, fill_missing
@@ -73,7 +74,7 @@ class S2TAsgConformerModel(AsrModel):
     def build_generator(self, dictionary, options: DecodingOptions) -> AsgGenerator:
         """Viterbi decoding (exact: the beam is not used)."""
         if options.hotwords is not None:
-            raise ValueError("hotword biasing works with CIF and CTC models; ASG models decode with Viterbi")
+            raise ValueError(NO_HOTWORDS_WITH_VITERBI)
         return AsgGenerator(self, dictionary, options.beam, options.nbest)
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor, **unused) -> Dict[str, Tensor]:
