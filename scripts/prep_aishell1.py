@@ -23,7 +23,9 @@ Output in ``--output-root``:
   audio, duration outside ``--min-duration``/``--max-duration``);
 - ``dict.txt``: the character vocabulary of the training split, fairseq Dictionary format;
 - ``config.yaml``: utterance CMVN everywhere, SpecAugment on train (F=27 N=2, T=50 N=2, as the paper's
-  config_Tmask50.yaml).
+  config_Tmask50.yaml). With ``--global-cmvn``, global CMVN instead: the per-bin mean and standard
+  deviation of the training features, written to ``global_cmvn.npz`` (what streaming models need:
+  docs/streaming.md). The statistics are recomputed on every run, also when the splits are skipped.
 
 The vocabulary counts each training utterance once, so speed perturbation leaves ``dict.txt`` unchanged.
 
@@ -51,6 +53,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 import torchaudio
+from fairseq.data.audio.audio_utils import get_features_or_waveform
 from tqdm import tqdm
 
 from cif_plugin.tasks.fbank_features import NUM_MEL_BINS, SAMPLE_RATE, AudioError, kaldi_fbank, load_waveform
@@ -84,15 +87,46 @@ TIME_WARP_YAML = """time_warp:
 """
 
 
-def data_config(time_warp: int) -> str:
-    """config.yaml: utterance CMVN, SpecAugment on train, time warping (W frames) before it if > 0."""
+GLOBAL_CMVN_STATS = "global_cmvn.npz"
+GLOBAL_CMVN_YAML = f"""global_cmvn:
+  stats_npz_path: {GLOBAL_CMVN_STATS}
+"""
+
+
+def data_config(time_warp: int, global_cmvn: bool = False) -> str:
+    """config.yaml: utterance CMVN (global CMVN with ``global_cmvn``), SpecAugment on train, time
+    warping (W frames) before it if > 0."""
     text = CONFIG_YAML.format(bins=NUM_MEL_BINS)
     if time_warp > 0:
         text = text.replace(
             "  - utterance_cmvn\n  - specaugment", "  - utterance_cmvn\n  - time_warp\n  - specaugment"
         )
         text += TIME_WARP_YAML.format(W=time_warp)
+    if global_cmvn:
+        text = text.replace("utterance_cmvn", "global_cmvn") + GLOBAL_CMVN_YAML
     return text
+
+
+def write_global_cmvn(output_root: Path) -> Path:
+    """Per-bin mean and standard deviation of every training utterance's frames -> global_cmvn.npz."""
+    total, squares, frames = np.zeros(NUM_MEL_BINS), np.zeros(NUM_MEL_BINS), 0
+    manifest = output_root / "train.tsv"
+    with open(manifest, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    for row in tqdm(rows, desc="global CMVN statistics", unit="utt", mininterval=5):
+        features = get_features_or_waveform((output_root / row["audio"]).as_posix()).astype(np.float64)
+        total += features.sum(axis=0)
+        squares += (features**2).sum(axis=0)
+        frames += len(features)
+    if frames == 0:
+        raise SystemExit(f"{manifest} has no frames to compute global CMVN statistics from")
+    mean = total / frames
+    std = np.sqrt(np.maximum(squares / frames - mean**2, 1e-8))
+    path = output_root / GLOBAL_CMVN_STATS
+    temporary = path.with_name(path.name + ".tmp.npz")
+    np.savez(temporary, mean=mean.astype(np.float32), std=std.astype(np.float32))
+    os.replace(temporary, path)
+    return path
 
 
 def normalise_transcript(words: str) -> List[str]:
@@ -368,6 +402,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar="W",
         help="SpecAugment time warping of train features by up to W frames, in config.yaml (default 0: off)",
     )
+    parser.add_argument(
+        "--global-cmvn",
+        action="store_true",
+        help="normalise with the training set's per-bin mean and deviation (global_cmvn.npz) instead of "
+        "each utterance's own: what streaming models need",
+    )
     args = parser.parse_args(argv)
     if args.time_warp < 0:
         parser.error(f"--time-warp must be >= 0, got {args.time_warp}")
@@ -439,7 +479,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     for split in splits:
         if split != "train":
             report_oov(split, texts[split], vocabulary)
-    _atomic_write_text(args.output_root / "config.yaml", data_config(args.time_warp))
+    if args.global_cmvn:
+        print(f"global CMVN statistics of train -> {write_global_cmvn(args.output_root)}")
+    _atomic_write_text(args.output_root / "config.yaml", data_config(args.time_warp, args.global_cmvn))
     return 0
 
 

@@ -9,11 +9,20 @@ token times on the file's clock. Utterances are decoded in batches sorted by len
 A file that cannot be read or decoded is reported on stderr (and as an entry with its error in the
 json/jsonl formats) while every other file is transcribed; the exit status is then 1.
 
+With ``--streaming`` each file is fed to a streaming session (docs/streaming.md) in pieces of
+``--chunk-ms`` of audio, as a live stream would arrive: the partial result is printed on stderr each
+time tokens are emitted (``<name> [<seconds of audio>] <text>``), the final results go out in
+``--format``; json and jsonl then give each token its ``emitted_at`` (seconds of audio received when
+it was emitted). Needs a chunk-causal model (``--arch s2t_cif_transformer_streaming_tiny`` ...).
+
 Usage: python scripts/transcribe.py --model exp/package audio/ [--format srt] [--output out.srt]
        python scripts/transcribe.py --model exp/checkpoint_best.pt --wav-scp data/wav.scp --format jsonl
+       python scripts/transcribe.py --model exp/streaming.pt a.wav --streaming --chunk-ms 640 --format json
 """
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 import time
@@ -22,9 +31,12 @@ from typing import List, Optional
 
 from tqdm import tqdm
 
+from cif_plugin.inference.audio import input_name, read_input
 from cif_plugin.inference.cli import add_model_arguments, recognizer_from_args
 from cif_plugin.inference.inputs import collect_inputs
 from cif_plugin.inference.output_formats import FORMATS, format_transcripts
+from cif_plugin.inference.results import Transcript
+from cif_plugin.tasks.fbank_features import SAMPLE_RATE, AudioError
 
 __all__ = ["main"]
 
@@ -58,7 +70,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="longer files are split at pauses (silero-vad)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="feed each file to a streaming session in --chunk-ms pieces; partial results on stderr",
+    )
+    parser.add_argument(
+        "--chunk-ms",
+        type=int,
+        default=None,
+        help="--streaming: chunk length in ms, a multiple of the model's frame (default: the model's chunk)",
+    )
     args = parser.parse_args(argv)
+    if args.chunk_ms is not None and not args.streaming:
+        parser.error("--chunk-ms goes with --streaming")
     try:
         inputs = collect_inputs(args.audio, args.list, args.wav_scp)
     except (OSError, ValueError) as error:
@@ -67,6 +92,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not inputs:
         parser.error("no audio: give files, folders, --list or --wav-scp")
     recognizer = recognizer_from_args(args, max_segment_seconds=args.max_segment_seconds)
+    if args.streaming:
+        return _stream_all(recognizer, inputs, args)
     transcripts, audio_seconds, started = [], 0.0, time.perf_counter()
     progress = tqdm(total=len(inputs), unit="file", disable=args.no_progress, file=sys.stderr)
     for transcript in recognizer.iter_transcribe(inputs, batch_size=args.batch_size):
@@ -87,6 +114,54 @@ def main(argv: Optional[List[str]] = None) -> int:
     if failed:
         print(f"{failed} of {len(transcripts)} input(s) failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _stream_all(recognizer, inputs, args) -> int:
+    """--streaming: every input through its own session; final results in --format."""
+    try:
+        recognizer.stream(args.chunk_ms)  # a model or chunk that cannot stream fails before any input
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    records, transcripts = [], []
+    for index, item in enumerate(inputs):
+        name = input_name(item, index)
+        try:
+            transcript, tokens = _stream_one(recognizer, read_input(item, index), name, args)
+            records.append({**transcript.to_dict(), "tokens": tokens})
+        except AudioError as error:
+            transcript = Transcript(name, error=str(error))
+            records.append(transcript.to_dict())
+            print(f"error: {error}", file=sys.stderr)
+        transcripts.append(transcript)
+    if args.format in ("json", "jsonl"):
+        lines = [json.dumps(record, ensure_ascii=False) for record in records]
+        text = (
+            "\n".join(lines) + "\n"
+            if args.format == "jsonl"
+            else json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+        )
+    else:
+        text = format_transcripts(transcripts, args.format)
+    if args.output:
+        _write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+    failed = sum(not t.ok for t in transcripts)
+    return 1 if failed else 0
+
+
+def _stream_one(recognizer, waveform, name: str, args):
+    """One input fed in pieces of one chunk: (final Transcript, its tokens with emission times)."""
+    session = recognizer.stream(args.chunk_ms)
+    samples = waveform[0].numpy()
+    piece = round(session.chunk_size * recognizer.frame_seconds * SAMPLE_RATE)
+    for start in range(0, len(samples), piece):
+        if session.accept_waveform(samples[start : start + piece]) and not args.no_progress:
+            print(f"{name} [{session.seconds:.2f}s] {session.transcript.text}", file=sys.stderr, flush=True)
+    session.finalize()
+    transcript = dataclasses.replace(session.transcript, name=name)
+    return transcript, [dataclasses.asdict(token) for token in session.emitted]
 
 
 if __name__ == "__main__":

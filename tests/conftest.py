@@ -16,7 +16,7 @@ import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
 from fairseq_setup import PLUGIN_DIR, tiny_train_command
-from speech_data import write_aishell_sized_data_dir, write_dataset
+from speech_data import write_aishell_sized_data_dir, write_data_config, write_dataset
 
 
 def _built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
@@ -77,6 +77,25 @@ def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
         "tiny_checkpoint",
         lambda save_dir: _train_tiny(tiny_data, save_dir, "s2t_cif_transformer_tiny", "cif", 1)[1],
     )
+
+
+def _without_cmvn(tiny_data: Path, folder: Path) -> Path:
+    data = folder / "data"
+    shutil.copytree(tiny_data, data)
+    write_data_config(data)  # no utterance CMVN: a stream cannot normalise by the whole utterance
+    return data
+
+
+@pytest.fixture(scope="session")
+def streaming_checkpoint(tiny_data, tmp_path_factory) -> Path:
+    """checkpoint_last.pt of two fairseq-train updates of the chunk-causal tiny CIF model (dynamic
+    chunk training) on ``tiny_data`` without CMVN."""
+
+    def build(folder: Path) -> Path:
+        data = _without_cmvn(tiny_data, folder)
+        return _train_tiny(data, folder / "save", "s2t_cif_transformer_streaming_tiny", "cif", 2)[1]
+
+    return _built_once(tmp_path_factory, "streaming_checkpoint", build)
 
 
 @pytest.fixture(scope="session")

@@ -213,7 +213,7 @@ def _check_against_reference(generator, dictionary, seed, steps=4, lm=None, lm_w
     cif_out = torch.randn(1, steps, 64, generator=torch.Generator().manual_seed(seed))
     cif = {"cif_out": cif_out, "fire_counts": torch.tensor([steps]), "fire_frames": torch.arange(steps)[None]}
     with torch.no_grad():
-        tokens, step_scores = generator._beam_search(cif)
+        tokens, step_scores = generator.search(cif)
         found = generator._hypotheses(tokens, step_scores, cif["fire_counts"], cif["fire_frames"])[0]
         expected = _reference_cif_beam_search(
             generator, cif_out, steps, dictionary.eos(), generator.beam, lm, lm_weight
@@ -251,7 +251,7 @@ def test_greedy_fused_scores_are_asr_plus_weighted_lm_log_probs(
     steps = 5
     cif_out = torch.randn(1, steps, 64, generator=torch.Generator().manual_seed(30))
     with torch.no_grad():
-        tokens, step_scores = generator._greedy({"cif_out": cif_out})
+        tokens, step_scores = generator.search({"cif_out": cif_out})
         tokens, step_scores = tokens[0, 0].tolist(), step_scores[0, 0]
         for step in range(steps):
             fused = _fused_next_log_probs(generator, tokens[:step], cif_out, dictionary.eos(), lm, lm_weight)

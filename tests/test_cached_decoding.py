@@ -138,7 +138,7 @@ def test_a_batch_without_any_fire_decodes_to_nothing(beam):
     for fused in (None, lm):
         generator = CifGenerator(model, dictionary, beam=beam, lm=fused, lm_weight=0.5)
         with torch.no_grad():
-            tokens, scores = generator._greedy(cif) if beam == 1 else generator._beam_search(cif)
+            tokens, scores = generator.search(cif)
             hypotheses = generator._hypotheses(tokens, scores, cif["fire_counts"], cif["fire_frames"])
         assert tokens.shape == (2, beam, 0)
         assert [len(h[0]["tokens"]) for h in hypotheses] == [0, 0]

@@ -80,7 +80,7 @@ def test_beam_search_finds_the_best_sequences_of_a_brute_force_enumeration(tiny_
         allowed = [t for t in range(vocab) if t not in (dictionary.pad(), dictionary.bos())]
         ranking = _brute_force_ranking(model, cif["cif_out"], allowed, steps, dictionary.eos())
         generator = CifGenerator(model, dictionary, beam=vocab**2, nbest=5)
-        tokens, step_scores = generator._beam_search(cif)
+        tokens, step_scores = generator.search(cif)
         hypotheses = generator._hypotheses(tokens, step_scores, cif["fire_counts"], cif["fire_frames"])[0]
     for hypothesis, (sequence, score) in zip(hypotheses, ranking[:5], strict=True):
         assert tuple(hypothesis["tokens"].tolist()) == sequence

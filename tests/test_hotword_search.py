@@ -54,7 +54,7 @@ def test_cif_beam_search_with_hotwords_finds_the_best_of_a_brute_force_enumerati
         generator = CifGenerator(
             model, dictionary, beam=vocab**2, nbest=5, context_graph=ContextGraph(phrases)
         )
-        tokens, step_scores = generator._beam_search(cif)
+        tokens, step_scores = generator.search(cif)
         hypotheses = generator._hypotheses(tokens, step_scores, cif["fire_counts"], cif["fire_frames"])[0]
     for hypothesis, (sequence, score) in zip(hypotheses, ranking[:5], strict=True):
         assert tuple(hypothesis["tokens"].tolist()) == sequence

@@ -364,3 +364,28 @@ def test_rerunning_with_other_augmentation_asks_for_overwrite(louder):
     assert (
         result.returncode != 0 and f"no .wav or .flac files under the noise folder {empty}" in result.stderr
     )
+
+
+def test_global_cmvn_statistics_are_those_of_all_training_frames(prepared, tmp_path):
+    """--global-cmvn on an existing preparation: stats = numpy mean and deviation of every train frame,
+    the config normalises with them, and the task reads them from any working directory."""
+    corpus, plain, _ = prepared
+    output = tmp_path / "data"
+    shutil.copytree(plain, output)
+    stdout = _prepare(corpus, output, "--global-cmvn")
+    assert "global CMVN statistics of train" in stdout
+    frames = np.concatenate(
+        [get_features_or_waveform(str(output / row["audio"])) for row in _rows(output / "train.tsv")]
+    ).astype(np.float64)
+    stats = np.load(output / "global_cmvn.npz")
+    np.testing.assert_allclose(stats["mean"], frames.mean(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats["std"], frames.std(axis=0), rtol=1e-4, atol=1e-5)
+    config = yaml.safe_load((output / "config.yaml").read_text(encoding="utf-8"))
+    assert config["transforms"]["*"] == ["global_cmvn"] and config["global_cmvn"]["stats_npz_path"]
+    _, task, _, _ = build_from_command_line(output, "s2t_cif_transformer_tiny")
+    task.load_dataset("dev")
+    item = task.datasets["dev"][0]
+    row = _rows(output / "dev.tsv")[0]
+    raw = get_features_or_waveform(str(output / row["audio"]))
+    expected = (raw - stats["mean"]) / stats["std"]
+    np.testing.assert_allclose(item.source.numpy(), expected, rtol=1e-5, atol=1e-5)

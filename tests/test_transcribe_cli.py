@@ -110,3 +110,27 @@ def test_bad_files_are_reported_and_the_others_written(tiny_checkpoint, corpus, 
     transcripts = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
     assert [t["name"] for t in transcripts] == list(map(str, inputs))
     assert [t["error"] is None for t in transcripts] == [True, False, False, False, True]
+
+
+def test_streaming_gives_the_offline_result_with_emission_times(streaming_checkpoint, corpus):
+    """--streaming at the model's own 640 ms chunk: the same text and tokens as decoding each whole
+    file (same chunk mask), every token stamped with the audio received when it was emitted."""
+    offline = _run(streaming_checkpoint, str(corpus), "--format", "jsonl")
+    streamed = _run(
+        streaming_checkpoint, str(corpus), "--format", "jsonl", "--streaming", "--chunk-ms", "640"
+    )
+    assert offline.returncode == 0 and streamed.returncode == 0, offline.stderr + streamed.stderr
+    by_name = {record["name"]: record for record in map(json.loads, offline.stdout.splitlines())}
+    records = [json.loads(line) for line in streamed.stdout.splitlines()]
+    assert len(records) == len(DURATIONS) and sum(len(r["tokens"]) for r in records) > 0
+    for record in records:
+        expected = by_name[record["name"]]
+        assert record["text"] == expected["text"]
+        assert [t["token"] for t in record["tokens"]] == [t["token"] for t in expected["tokens"]]
+        emitted = [t["emitted_at"] for t in record["tokens"]]
+        assert emitted == sorted(emitted) and all(e <= record["duration"] + 1e-6 for e in emitted)
+
+
+def test_streaming_refuses_a_model_that_cannot_stream(tiny_checkpoint, corpus):
+    result = _run(tiny_checkpoint, str(corpus / "a.wav"), "--streaming")
+    assert result.returncode == 2 and "causal" in result.stderr

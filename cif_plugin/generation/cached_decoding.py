@@ -91,6 +91,14 @@ class CachedDecoderLayers:
         """Row r continues the sequence of row ``origin[r]``."""
         self.cache = self.cache.index_select(2, origin)
 
+    def reserve(self, max_steps: int) -> None:
+        """Make room for ``max_steps`` steps (a stream's caches grow by doubling)."""
+        allocated = self.cache.size(4)
+        if max_steps > allocated:
+            grown = self.cache.new_zeros(*self.cache.shape[:4], max(max_steps, 2 * allocated), self.head_dim)
+            grown[:, :, :, :, :allocated] = self.cache
+            self.cache = grown
+
 
 def _positions(embed_positions, steps: int, token: int, like: Tensor):
     """(steps, C) positional embeddings of steps 0..steps-1 (``token`` is any non-pad index)."""
@@ -120,13 +128,33 @@ class CifDecoderSteps:
         input_weight = transposed(decoder.input_proj.weight)  # (E + C, D)
         output_weight = transposed(decoder.output_concat_proj.weight)  # (D + C, D)
         self.token_in, self.states_out = input_weight[:embed_dim], output_weight[:embed_dim]
-        previous_cif = nn.functional.pad(cif_out[:, :-1], (0, 0, 1, 0))  # c_{i-1}, zero at i = 0
-        self.input_from_cif = torch.matmul(previous_cif, input_weight[embed_dim:])  # (rows, N, D)
-        positions = _positions(decoder.embed_positions, steps, decoder.padding_idx + 1, cif_out)
+        self.cif_in, self.cif_out_weight = input_weight[embed_dim:], output_weight[embed_dim:]
+        self.input_from_cif = cif_out.new_zeros(rows, 0, self.token_in.size(1))  # (rows, N, D)
+        self.output_from_cif = cif_out.new_zeros(rows, 0, self.states_out.size(1))  # (rows, N, D)
+        self.last_cif = cif_out.new_zeros(rows, 1, cif_dim)  # c_{i-1} of the next step
+        self.layers = CachedDecoderLayers(decoder.layers, rows, max(steps, 1), self.input_from_cif)
+        self.extend(cif_out)
+
+    @property
+    def num_steps(self) -> int:
+        """Steps whose CIF vectors are known (the steps :meth:`logits` may be asked for)."""
+        return self.input_from_cif.size(1)
+
+    def extend(self, cif_out: Tensor) -> None:
+        """Append the next CIF vectors (rows, n, C): a stream's new fires."""
+        if cif_out.size(1) == 0:
+            return
+        start, steps = self.num_steps, self.num_steps + cif_out.size(1)
+        previous = torch.cat([self.last_cif, cif_out[:, :-1]], dim=1)  # c_{i-1}, zero at i = 0
+        input_terms = torch.matmul(previous, self.cif_in)
+        positions = _positions(self.decoder.embed_positions, steps, self.decoder.padding_idx + 1, cif_out)
         if positions is not None:
-            self.input_from_cif = self.input_from_cif + positions
-        self.output_from_cif = torch.matmul(cif_out, output_weight[embed_dim:])  # (rows, N, D)
-        self.layers = CachedDecoderLayers(decoder.layers, rows, steps, self.input_from_cif)
+            input_terms = input_terms + positions[start:]
+        self.input_from_cif = torch.cat([self.input_from_cif, input_terms], dim=1)
+        output_terms = torch.matmul(cif_out, self.cif_out_weight)
+        self.output_from_cif = torch.cat([self.output_from_cif, output_terms], dim=1)
+        self.last_cif = cif_out[:, -1:]
+        self.layers.reserve(steps)
 
     def logits(self, prev_tokens: Tensor, step: int) -> Tensor:
         """(rows,) previous tokens -> (rows, V) logits of the token at ``step``."""
@@ -143,6 +171,7 @@ class CifDecoderSteps:
         self.layers.reorder(origin)
         self.input_from_cif = self.input_from_cif.index_select(0, origin)
         self.output_from_cif = self.output_from_cif.index_select(0, origin)
+        self.last_cif = self.last_cif.index_select(0, origin)
 
 
 class LanguageModelSteps:
@@ -165,9 +194,18 @@ class LanguageModelSteps:
             found = ", ".join(unsupported)
             raise ValueError(f"cached decoding does not support a language model with {found}")
         self.decoder = decoder
-        dtype_like = like.new_zeros(()).to(next(lm.parameters()).dtype)
-        self.positions = _positions(decoder.embed_positions, max_steps, decoder.padding_idx + 1, dtype_like)
-        self.layers = CachedDecoderLayers(decoder.layers, rows, max_steps, dtype_like)
+        self.dtype_like = like.new_zeros(()).to(next(lm.parameters()).dtype)
+        self.positions = None
+        self.layers = CachedDecoderLayers(decoder.layers, rows, max_steps, self.dtype_like)
+        self.reserve(max_steps)
+
+    def reserve(self, max_steps: int) -> None:
+        """Make room for ``max_steps`` steps (a stream's LM grows with its fires)."""
+        decoder = self.decoder
+        if self.positions is None or self.positions.size(0) < max_steps:
+            token = decoder.padding_idx + 1
+            self.positions = _positions(decoder.embed_positions, max_steps, token, self.dtype_like)
+        self.layers.reserve(max_steps)
 
     def logits(self, prev_tokens: Tensor, step: int) -> Tensor:
         """(rows,) previous tokens -> (rows, V) next-token logits at ``step`` (step 0 reads ``</s>``)."""

@@ -32,7 +32,8 @@ import torch
 from torch import Tensor
 
 from ..modules.cif import DECODING_TAIL_THRESHOLD
-from .cached_decoding import CifDecoderSteps, LanguageModelSteps
+from .cached_decoding import CifDecoderSteps
+from .cif_search import CifSearch
 from .context_graph import ContextGraph
 
 __all__ = ["CifGenerator"]
@@ -115,12 +116,7 @@ class CifGenerator:
         net_input = sample["net_input"]
         encoder = self.model.forward_encoder(net_input["src_tokens"], net_input["src_lengths"])
         cif = self.model.forward_cif(encoder, tail_threshold=self.tail_threshold)
-        if self.mode == "nar":
-            tokens, step_scores = self._nar(cif)
-        elif self.mode == "greedy":
-            tokens, step_scores = self._greedy(cif)
-        else:
-            tokens, step_scores = self._beam_search(cif)
+        tokens, step_scores = self._nar(cif) if self.mode == "nar" else self.search(cif)
         hypotheses = self._hypotheses(tokens, step_scores, cif["fire_counts"], cif["fire_frames"])
         frames = encoder["encoder_lengths"].tolist()
         for b, utterance in enumerate(hypotheses):
@@ -133,14 +129,14 @@ class CifGenerator:
         log_probs[..., self.banned] = float("-inf")
         return log_probs
 
-    def _steppers(self, cif_out: Tensor):
-        """The decoder (and the LM) run step by step over the rows of ``cif_out`` (rows, N, C)."""
-        rows, steps = cif_out.shape[:2]
-        decoder = CifDecoderSteps(self.model.decoder, cif_out)
-        lm = LanguageModelSteps(self.lm, rows, steps, cif_out) if self.lm is not None else None
-        return decoder, lm
+    def search(self, cif: Dict[str, Tensor]) -> (Tensor, Tensor):
+        """Greedy or beam search over the CIF output of a batch (``forward_cif``): (B, K, N) tokens
+        and per-step log-probs of the K best hypotheses, best first (K = 1 for greedy)."""
+        search = CifSearch(self, cif["cif_out"], cif.get("fire_counts"))
+        search.advance()
+        return search.result()
 
-    def _step_log_probs(self, decoder: CifDecoderSteps, lm, prev_tokens: Tensor, step: int) -> Tensor:
+    def step_log_probs(self, decoder: CifDecoderSteps, lm, prev_tokens: Tensor, step: int) -> Tensor:
         """(rows, V) log-probs of the token at ``step``, fused with the LM's when there is one."""
         log_probs = self._log_probs(decoder.logits(prev_tokens, step))
         if lm is not None:
@@ -154,87 +150,7 @@ class CifGenerator:
         scores, tokens = log_probs.max(dim=-1)
         return tokens.unsqueeze(1), scores.unsqueeze(1)
 
-    def _greedy(self, cif) -> (Tensor, Tensor):
-        """(B, 1, N) arg-max tokens and their log-probs, one step per CIF vector."""
-        cif_out = cif["cif_out"]
-        batch_size, num_steps = cif_out.shape[:2]
-        decoder, lm = self._steppers(cif_out)
-        tokens = cif_out.new_full((batch_size, num_steps), self.eos, dtype=torch.long)
-        scores = cif_out.new_zeros(batch_size, num_steps, dtype=torch.float)
-        prev_tokens = tokens.new_full((batch_size,), self.eos)
-        graph, states = self.context_graph, [0] * batch_size
-        for step in range(num_steps):
-            log_probs = self._step_log_probs(decoder, lm, prev_tokens, step)
-            if graph is None:
-                scores[:, step], prev_tokens = log_probs.max(dim=-1)
-            else:
-                bonus = graph.bonus_rows(states, log_probs.size(1), log_probs.device)
-                prev_tokens = (log_probs + bonus).argmax(dim=-1)
-                scores[:, step] = log_probs.gather(1, prev_tokens.unsqueeze(1)).squeeze(1)
-                states = graph.advance(states, prev_tokens.tolist())
-            tokens[:, step] = prev_tokens
-        return tokens.unsqueeze(1), scores.unsqueeze(1)
-
-    def _beam_search(self, cif) -> (Tensor, Tensor):
-        """(B, K, N) tokens and per-step log-probs of the K best hypotheses, best first."""
-        cif_out, fire_counts = cif["cif_out"], cif["fire_counts"]
-        batch_size, num_steps = cif_out.shape[:2]
-        beam, device = self.beam, cif_out.device
-        rows = batch_size * beam
-        decoder, lm = self._steppers(cif_out)  # one row per utterance until the first step is scored
-        active_steps = fire_counts.repeat_interleave(beam)  # utterance b decodes fire_counts[b] steps
-        prev_tokens = torch.full((rows,), self.eos, dtype=torch.long, device=device)
-        scores = torch.full((batch_size, beam), float("-inf"), device=device)
-        scores[:, 0] = 0.0  # all beams start identical: keep one
-        finished = torch.zeros(rows, dtype=torch.bool, device=device)
-        beam_offset = (torch.arange(batch_size, device=device) * beam).unsqueeze(1)
-        chosen, chosen_scores, origins = [], [], []  # per step, for the backtrace
-        graph, states = self.context_graph, [0] * rows  # hotword states per row
-        for step in range(num_steps):
-            if step == 0:  # the K beams of an utterance start identical: score one, then copy it
-                log_probs = self._step_log_probs(decoder, lm, prev_tokens[::beam], step)
-                log_probs = log_probs.repeat_interleave(beam, dim=0)
-                spread = torch.arange(batch_size, device=device).repeat_interleave(beam)
-                decoder.reorder(spread)
-                if lm is not None:
-                    lm.reorder(spread)
-            else:
-                log_probs = self._step_log_probs(decoder, lm, prev_tokens, step)
-            frozen = finished | (step >= active_steps)
-            self._freeze(log_probs, frozen)
-            search_scores = log_probs
-            if graph is not None:  # the bonus ranks candidates; the model's log-probs are kept apart
-                search_scores = log_probs + graph.bonus_rows(states, log_probs.size(1), device)
-                self._freeze(search_scores, frozen)
-            candidates = (scores.view(-1, 1) + search_scores).view(batch_size, -1)  # (B, K*V)
-            scores, best = candidates.topk(beam, dim=1)
-            vocab = log_probs.size(1)
-            origin = (best // vocab + beam_offset).view(-1)
-            prev_tokens = (best % vocab).view(-1)
-            chosen.append(prev_tokens)
-            chosen_scores.append(log_probs[origin, prev_tokens])
-            origins.append(origin)
-            finished = finished[origin] | (prev_tokens == self.eos)
-            if graph is not None:
-                states = graph.advance([states[o] for o in origin.tolist()], prev_tokens.tolist())
-            decoder.reorder(origin)
-            if lm is not None:
-                lm.reorder(origin)
-        tokens = torch.full((rows, num_steps), self.eos, dtype=torch.long, device=device)
-        step_scores = torch.zeros(rows, num_steps, device=device)
-        row = torch.arange(rows, device=device)
-        if graph is not None:  # rank the final beams with the bonus of unfinished matches taken back
-            final = scores.view(-1) + torch.tensor([graph.finalize(s) for s in states], device=device)
-            row = (
-                final.view(batch_size, beam).argsort(dim=1, descending=True, stable=True) + beam_offset
-            ).view(-1)
-        for step in reversed(range(num_steps)):
-            tokens[:, step], step_scores[:, step] = chosen[step][row], chosen_scores[step][row]
-            row = origins[step][row]
-        shape = (batch_size, beam, num_steps)
-        return tokens.view(shape), step_scores.view(shape)
-
-    def _freeze(self, table: Tensor, frozen: Tensor) -> None:
+    def freeze(self, table: Tensor, frozen: Tensor) -> None:
         """Rows of finished hypotheses extend with ``</s>`` at no cost, and with nothing else."""
         table[frozen] = float("-inf")
         table[frozen, self.eos] = 0.0

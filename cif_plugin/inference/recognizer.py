@@ -37,6 +37,7 @@ from .features import FeatureExtractor
 from .packages import CONFIG, WEIGHTS, is_package, verify_package
 from .results import TokenTiming, Transcript
 from .segmentation import split_long_audio
+from .streaming import StreamingSession
 from .timestamps import cif_token_times, span_times
 
 __all__ = ["Recognizer"]
@@ -291,6 +292,13 @@ class Recognizer:
         waveform = read_input(item, 0)
         name = input_name(item, 0)
         return name, waveform, self._segments(0, waveform, name, split=False)[0]
+
+    def stream(self, chunk_ms: Optional[int] = None) -> StreamingSession:
+        """A :class:`~cif_plugin.inference.streaming.StreamingSession` over this model: audio in
+        pieces, tokens out as their chunk is decoded (chunk-causal CIF and CTC models,
+        docs/streaming.md). ``chunk_ms``: chunk length, a multiple of the model's frame (default:
+        the model's ``--encoder-chunk-size``)."""
+        return StreamingSession(self, chunk_ms)
 
     @torch.no_grad()
     def inspect(self, item: AudioInput) -> Dict:

@@ -8,7 +8,7 @@ option changes what the model holds), and its architecture functions.
 
 import argparse
 from dataclasses import fields
-from typing import Any, ClassVar, Dict, Tuple
+from typing import Any, ClassVar, Dict, Optional, Tuple
 
 from fairseq.models import BaseFairseqModel
 from omegaconf import DictConfig, open_dict
@@ -76,14 +76,20 @@ class AsrModel(BaseFairseqModel):
         """The generator fairseq-generate (and the inference library) decodes this model with."""
         raise NotImplementedError
 
-    def forward_encoder(self, src_tokens: Tensor, src_lengths: Tensor) -> Dict[str, Tensor]:
-        """(B, T, F) features -> ``encoder_out`` (B, T', D), ``encoder_lengths`` (B,) and
-        ``encoder_padding_mask`` (B, T')."""
-        encoder_out, lengths = self.encoder(src_tokens, src_lengths)
+    def forward_encoder(
+        self, src_tokens: Tensor, src_lengths: Tensor, chunk_size: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """(B, T, F) features -> ``encoder_out`` (B, T', D), ``encoder_lengths`` (B,),
+        ``encoder_padding_mask`` (B, T') and ``encoder_chunk_size`` (int, 0 for full context: the
+        encoder's own, drawn per batch in dynamic chunk training, or ``chunk_size`` when given)."""
+        if chunk_size is None:
+            chunk_size = self.encoder.batch_chunk_size()
+        encoder_out, lengths = self.encoder(src_tokens, src_lengths, chunk_size)
         return {
             "encoder_out": encoder_out,
             "encoder_lengths": lengths,
             "encoder_padding_mask": padding_mask_from_lengths(lengths, encoder_out.size(1)),
+            "encoder_chunk_size": chunk_size,
         }
 
     def ctc_head(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor]:

@@ -1,7 +1,7 @@
 """Relative-position multi-head attention with a float32 softmax (docs/differences.md, "Numerics")."""
 
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from fairseq.modules import RelPositionMultiHeadedAttention
@@ -26,13 +26,20 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
     ``cif_plugin.modules.inference_linear`` (prepacked weights in CPU inference).
     """
 
-    def attend(self, x: Tensor, padding_mask: Optional[Tensor], pos_emb: Tensor) -> Tensor:
+    def attend(
+        self,
+        x: Tensor,
+        padding_mask: Optional[Tensor],
+        pos_emb: Tensor,
+        blocked_mask: Optional[Tensor] = None,
+    ) -> Tensor:
         """Self-attention of ``x`` (what ``forward`` computes with query = key = value = x).
 
         Args:
             x (Tensor): (B, T, C) frames.
             padding_mask (Tensor, optional): (B, T) bool, True at padded frames.
             pos_emb (Tensor): (2T - 1, 1, C) relative positional encodings.
+            blocked_mask (Tensor, optional): (T, T) bool, True where query i may not attend to key j.
 
         Returns:
             Tensor: (B, T, C) output of ``linear_out``.
@@ -52,8 +59,12 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
             padding_mask = None
         if query.dtype != torch.float32:
             scores = (torch.matmul(query_u, key.transpose(-2, -1)) + position_scores) / math.sqrt(self.d_k)
+            if blocked_mask is not None:
+                scores = scores.masked_fill(blocked_mask, float("-inf"))
             return self.forward_attention(value, scores, padding_mask)
         bias = position_scores / math.sqrt(self.d_k)
+        if blocked_mask is not None:
+            bias = bias.masked_fill(blocked_mask, torch.finfo(bias.dtype).min)
         if padding_mask is not None:
             # finite, so a query whose keys are all padding (a zero-length utterance) gets no NaN
             bias = bias.masked_fill(padding_mask[:, None, None, :], torch.finfo(bias.dtype).min)
@@ -63,6 +74,45 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
         self.attn = None  # not kept: the fused kernel never forms the weights
         attended = attended.transpose(1, 2).reshape(batch, frames, self.h * self.d_k)
         return apply_linear(self.linear_out, attended)
+
+    def attend_chunk(
+        self, x: Tensor, cached_keys: Optional[Tensor], cached_values: Optional[Tensor], pos_encoding
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Self-attention of a stream's chunk over the cached earlier frames and itself.
+
+        The same scores as :meth:`attend` under a chunk mask: query i of the chunk and key j sit
+        L + i - j frames apart (L cached frames), and that distance picks the positional encoding.
+
+        Args:
+            x (Tensor): (1, C', D) the chunk's frames (all valid).
+            cached_keys, cached_values (Tensor, optional): (1, H, L, d_k) of the visible earlier frames.
+            pos_encoding: ``RelPositionalEncoding`` (T -> encodings of distances T - 1 .. -(T - 1)).
+
+        Returns:
+            (Tensor, Tensor, Tensor): (1, C', D) output of ``linear_out``; keys and values
+            (1, H, L + C', d_k) including the chunk's.
+        """
+        batch, frames, _ = x.shape
+        query, key, value = (
+            apply_linear(projection, x).view(batch, frames, self.h, self.d_k).transpose(1, 2)
+            for projection in (self.linear_q, self.linear_k, self.linear_v)
+        )
+        if cached_keys is not None:
+            key, value = torch.cat([cached_keys, key], dim=2), torch.cat([cached_values, value], dim=2)
+        total = key.size(2)
+        pos_emb = pos_encoding(x.new_zeros(total, 1, 1))  # distances total - 1 .. -(total - 1)
+        positions = apply_linear(self.linear_pos, pos_emb.transpose(0, 1)).view(1, -1, self.h, self.d_k)
+        query_u = query + self.pos_bias_u.unsqueeze(1)
+        query_v = query + self.pos_bias_v.unsqueeze(1)
+        all_distances = torch.matmul(query_v, positions.permute(0, 2, 3, 1))  # (1, H, C', 2 total - 1)
+        # distance L + i - j sits at index (total - 1) - (L + i - j) = C' - 1 - i + j
+        query_index = torch.arange(frames, device=x.device).unsqueeze(1)
+        index = frames - 1 - query_index + torch.arange(total, device=x.device)
+        position_scores = all_distances.gather(3, index.expand(batch, self.h, frames, total))
+        bias = position_scores / math.sqrt(self.d_k)
+        attended = torch.nn.functional.scaled_dot_product_attention(query_u, key, value, attn_mask=bias)
+        attended = attended.transpose(1, 2).reshape(batch, frames, self.h * self.d_k)
+        return apply_linear(self.linear_out, attended), key, value
 
     def forward_attention(self, value: Tensor, scores: Tensor, mask: Optional[Tensor]) -> Tensor:
         """

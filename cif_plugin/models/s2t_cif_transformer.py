@@ -202,7 +202,11 @@ class S2TCifTransformerModel(AsrModel):
         """Encoder output -> CIF vectors: ``cif_out`` (B, N, C), ``cif_padding_mask`` (B, N),
         ``fire_counts`` (B,), ``fire_frames`` (B, N), ``alpha`` (B, T'), ``quantity`` (B,)."""
         return self.cif(
-            encoder["encoder_out"], encoder["encoder_lengths"], target_lengths, tail_threshold
+            encoder["encoder_out"],
+            encoder["encoder_lengths"],
+            target_lengths,
+            tail_threshold,
+            encoder.get("encoder_chunk_size", 0),
         )._asdict()
 
     def forward(
@@ -272,3 +276,21 @@ def s2t_cif_transformer_tiny(args):
     """A CPU-sized model (64-d, 4 conformer blocks, 1 decoder layer) for tests and the demo."""
     fill_missing(args, _TINY_CONFIG)
     s2t_cif_transformer(args)
+
+
+_STREAMING = dict(encoder_chunk_size=8, causal_conv=True, dynamic_chunk_training=True)
+
+
+@register_model_architecture("s2t_cif_transformer", "s2t_cif_transformer_streaming")
+def s2t_cif_transformer_streaming(args):
+    """The paper's model made chunk-causal (docs/streaming.md): causal depthwise convolutions, dynamic
+    chunk training, 640 ms chunks (8 output frames) at evaluation."""
+    fill_missing(args, _STREAMING)
+    s2t_cif_transformer(args)
+
+
+@register_model_architecture("s2t_cif_transformer", "s2t_cif_transformer_streaming_tiny")
+def s2t_cif_transformer_streaming_tiny(args):
+    """The tiny model made chunk-causal, as ``s2t_cif_transformer_streaming``."""
+    fill_missing(args, _STREAMING)
+    s2t_cif_transformer_tiny(args)

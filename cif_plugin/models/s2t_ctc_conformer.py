@@ -121,7 +121,12 @@ class S2TCtcConformerModel(AsrModel):
         output = self.forward_encoder(src_tokens, src_lengths)
         output["ctc_logits"] = self.ctc_proj(output["encoder_out"])
         if self.cif is not None and target_lengths is not None:
-            cif = self.cif(output["encoder_out"], output["encoder_lengths"], target_lengths)
+            cif = self.cif(
+                output["encoder_out"],
+                output["encoder_lengths"],
+                target_lengths,
+                chunk_size=output["encoder_chunk_size"],
+            )
             valid = (~cif.cif_padding_mask).unsqueeze(-1).to(cif.cif_out.dtype)
             output["plm_space_features"] = self.plm_proj(cif.cif_out * valid)
             output["cif_padding_mask"], output["quantity"] = cif.cif_padding_mask, cif.quantity

@@ -56,6 +56,17 @@ class S2TEncoderConfig(FairseqDataclass):
     layer_downsampling: bool = option(True, "max-pool over time after the blocks in --pooling-layer-ids")
     pooling_layer_ids: str = option("5,10", "comma-separated 1-based blocks followed by pooling")
     no_scale_embedding: bool = option(False, "do not scale the subsampler output by sqrt(encoder dim)")
+    # Streaming (docs/streaming.md).
+    encoder_chunk_size: int = option(
+        0, "chunk-causal encoder: output frames per chunk (8 = 640 ms at 80 ms frames); 0: full context"
+    )
+    encoder_left_chunks: int = option(-1, "earlier chunks an encoder frame sees; -1: all of them")
+    dynamic_chunk_training: bool = option(
+        False, "draw the chunk size per training batch (full context half of the time, else 1-16 frames)"
+    )
+    causal_conv: bool = option(
+        False, "conformer depthwise convolutions see only the current and earlier frames (needed to stream)"
+    )
 
 
 @dataclass
@@ -128,6 +139,7 @@ def build_encoder(cfg: S2TEncoderConfig, task) -> PoolingConformerEncoder:
             cfg.encoder_attention_heads,
             cfg.dropout,
             cfg.conformer_depthwise_conv_kernel_size,
+            cfg.causal_conv,
         ),
         num_layers=cfg.encoder_layers,
         pooling_layer_ids=_int_list(cfg.pooling_layer_ids, "pooling_layer_ids")
@@ -137,6 +149,9 @@ def build_encoder(cfg: S2TEncoderConfig, task) -> PoolingConformerEncoder:
         pos_encoding=RelPositionalEncoding(max_positions, cfg.encoder_embed_dim),
         max_source_positions=max_positions,
         scale_embedding=not cfg.no_scale_embedding,
+        chunk_size=cfg.encoder_chunk_size,
+        left_chunks=cfg.encoder_left_chunks,
+        dynamic_chunk_training=cfg.dynamic_chunk_training,
     )
 
 

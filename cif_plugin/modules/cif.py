@@ -83,6 +83,7 @@ class Cif(nn.Module):
         lengths: Optional[Tensor] = None,
         target_lengths: Optional[Tensor] = None,
         tail_threshold: Optional[float] = None,
+        chunk_size: int = 0,
     ) -> CifOutput:
         """
         Args:
@@ -92,12 +93,14 @@ class Cif(nn.Module):
                 scaling in training only.
             tail_threshold (float, optional): overrides the module's tail threshold (decoding
                 uses 0.4 as published).
+            chunk_size (int): frames per chunk of a chunk-causal encoder: the weight predictor
+                looks no further than the chunk (0: full context).
 
         Returns:
             CifOutput
         """
         padding_mask = padding_mask_from_lengths(lengths, hidden.size(1)) if lengths is not None else None
-        alpha = self.weight_predictor(hidden, padding_mask)
+        alpha = self.weight_predictor(hidden, padding_mask, chunk_size)
         quantity = alpha.sum(dim=1)
         if self.training and self.apply_scaling and target_lengths is not None:
             alpha = scale_to_target_lengths(alpha, target_lengths)

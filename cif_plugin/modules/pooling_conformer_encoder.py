@@ -2,7 +2,9 @@
 
 The blocks (from a factory) and the relative positional encoding are handed in: ``cif_plugin.models``
 makes them from fairseq's conformer layer, so this module is plain PyTorch and works with any block
-that maps ``(x (B, T, C), padding_mask (B, T), pos_emb)`` to (B, T, C).
+that maps ``(x (B, T, C), padding_mask (B, T), pos_emb)`` to (B, T, C); a chunk-causal encoder
+(docs/streaming.md) also hands its blocks ``blocked_mask``, a (T, T) bool mask True where a frame
+may not attend.
 """
 
 import math
@@ -11,6 +13,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from .chunking import FULL_CONTEXT, chunk_blocked_mask, draw_chunk_size, level_chunk_size
 from .conv2d_subsampler import Conv2dSubsampler
 from .inference_linear import apply_linear
 from .masks import padding_mask_from_lengths
@@ -64,6 +67,11 @@ class PoolingConformerEncoder(nn.Module):
         max_source_positions (int): the longest input the positional table is meant for
             (``max_source_positions``).
         scale_embedding (bool): multiply the subsampler output by sqrt(D) (not ``no_scale_embedding``).
+        chunk_size (int): output frames per chunk of a chunk-causal encoder; 0 for full context
+            (``encoder_chunk_size``).
+        left_chunks (int): earlier chunks a frame sees, -1 for all (``encoder_left_chunks``).
+        dynamic_chunk_training (bool): in training, draw each batch's chunk size
+            (``dynamic_chunk_training``, :func:`~cif_plugin.modules.chunking.draw_chunk_size`).
     """
 
     def __init__(
@@ -76,8 +84,13 @@ class PoolingConformerEncoder(nn.Module):
         pos_encoding: Optional[Callable[[Tensor], Tensor]] = None,
         max_source_positions: int = 6000,
         scale_embedding: bool = True,
+        chunk_size: int = FULL_CONTEXT,
+        left_chunks: int = -1,
+        dynamic_chunk_training: bool = False,
     ):
         super().__init__()
+        if chunk_size < 0:
+            raise ValueError(f"encoder chunk size must be >= 0 (0: full context), got {chunk_size}")
         bad_ids = [i for i in pooling_layer_ids if not 1 <= i <= num_layers]
         if bad_ids:
             raise ValueError(f"pooling layer ids {bad_ids} are outside 1..{num_layers}")
@@ -90,6 +103,14 @@ class PoolingConformerEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(make_block() for _ in range(num_layers))
         self.pooling_layer_ids = set(pooling_layer_ids)
+        self.chunk_size, self.left_chunks = chunk_size, left_chunks
+        self.dynamic_chunk_training = dynamic_chunk_training
+
+    def batch_chunk_size(self) -> int:
+        """The chunk size of the next forward: drawn per batch in dynamic chunk training, else fixed."""
+        if self.training and self.dynamic_chunk_training:
+            return draw_chunk_size()
+        return self.chunk_size
 
     @property
     def frame_stride(self) -> int:
@@ -106,11 +127,19 @@ class PoolingConformerEncoder(nn.Module):
     def _positions(self, x: Tensor) -> Optional[Tensor]:
         return self.pos_encoding(x.transpose(0, 1)) if self.pos_encoding is not None else None
 
-    def forward(self, features: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    def _blocked_mask(self, x: Tensor, chunk_size: int, poolings_after: int) -> Optional[Tensor]:
+        level_chunk = level_chunk_size(chunk_size, poolings_after)
+        return chunk_blocked_mask(x.size(1), level_chunk, self.left_chunks, x.device)
+
+    def forward(
+        self, features: Tensor, lengths: Tensor, chunk_size: Optional[int] = None
+    ) -> Tuple[Tensor, Tensor]:
         """
         Args:
             features (Tensor): (B, T, F) filterbank features.
             lengths (Tensor): (B,) valid frames.
+            chunk_size (int, optional): output frames per chunk (0: full context). Default: the
+                encoder's ``chunk_size``.
 
         Returns:
             (Tensor, Tensor): (B, T', D) encoder output, zero at padded frames, and its (B,) lengths.
@@ -119,9 +148,18 @@ class PoolingConformerEncoder(nn.Module):
         x = x * self.embed_scale
         pos_emb = self._positions(x)
         x = self.dropout(apply_linear(self.input_proj, x))
+        chunk_size = self.chunk_size if chunk_size is None else chunk_size
+        poolings_after = len(self.pooling_layer_ids)
+        blocked_mask = self._blocked_mask(x, chunk_size, poolings_after)
         for layer_id, block in enumerate(self.blocks, start=1):
-            x = block(x, padding_mask_from_lengths(lengths, x.size(1)), pos_emb)
+            padding_mask = padding_mask_from_lengths(lengths, x.size(1))
+            if blocked_mask is None:
+                x = block(x, padding_mask, pos_emb)
+            else:
+                x = block(x, padding_mask, pos_emb, blocked_mask=blocked_mask)
             if layer_id in self.pooling_layer_ids:
                 x, lengths = max_pool_time(x, lengths)
                 pos_emb = self._positions(x)
+                poolings_after -= 1
+                blocked_mask = self._blocked_mask(x, chunk_size, poolings_after)
         return x.masked_fill(padding_mask_from_lengths(lengths, x.size(1)).unsqueeze(-1), 0.0), lengths

@@ -68,6 +68,8 @@ class SpeechToTextCifTask(SpeechToTextTask):
     def __init__(self, args, tgt_dict):
         super().__init__(args, tgt_dict)
         self.data_cfg.config.setdefault("audio_root", str(Path(args.data).resolve()))
+        if self.data_cfg.global_cmvn_stats_npz:  # a path relative to the data folder, as prep writes it
+            self.data_cfg.config["global_cmvn"]["stats_npz_path"] = self.data_cfg.global_cmvn_stats_npz
         self.plm_store = None  # opened by build_criterion when a distillation loss needs it
 
     def build_criterion(self, args):

@@ -6,7 +6,7 @@
 # 13 minutes on 2 cores.
 #
 # Usage: bash egs/synthetic_zh/run.sh [--stage N] [--stop-stage M] [--max-epoch E] [--seed S] [--seeds K]
-#        [--corpus-seed C] [--no-speed-perturb] [--distill] [--ctc] [--asg] [--hotwords]
+#        [--corpus-seed C] [--no-speed-perturb] [--distill] [--ctc] [--asg] [--hotwords] [--streaming]
 # --seed S trains with seed S (exp/cif_tiny); --seeds K trains K models, seeds S..S+K-1 (seed S in
 # exp/cif_tiny, the others in exp/cif_tiny_seed<k>), on the same corpus and prints the mean and spread of
 # their CERs. --corpus-seed C synthesises a different corpus (default 1).
@@ -37,6 +37,7 @@ distill=false
 ctc=false
 asg=false
 hotwords=false
+streaming=false
 name_utterances=(0 0 0)  # train dev test_names
 decode_checkpoint=checkpoint_best.pt
 
@@ -55,6 +56,7 @@ while [ $# -gt 0 ]; do
     --asg) asg=true; stop_stage=9; shift ;;
     # On the name corpus the teacher-forced dev WER that picks checkpoint_best is lowest after epoch 1
     # while decoding keeps improving (docs/hotwords.md): that run decodes its last checkpoint.
+    --streaming) streaming=true; stop_stage=14; shift ;;
     --hotwords) hotwords=true; name_utterances=(800 50 150); stop_stage=11; decode_checkpoint=checkpoint_last.pt; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 1 ;;
   esac
@@ -126,12 +128,12 @@ for ((k = seed; k < seed + seeds; k++)); do
   seed_exps+=("$seed_exp")
   stage_dir=$seed_exp
   mkdir -p "$seed_exp"
-  if run_stage 3 "train s2t_cif_transformer_tiny on the CPU ($max_epoch epochs, seed $k), decode (beam $beam) and score"; then
+  if ! $streaming && run_stage 3 "train s2t_cif_transformer_tiny on the CPU ($max_epoch epochs, seed $k), decode (beam $beam) and score"; then
     train_decode_score "$data" "$seed_exp" "$beam" "${train_options[@]}" --seed "$k"
     mark_done 3
   fi
 done
-if [ "$stop_stage" -ge 3 ] && [ "$seeds" -gt 1 ]; then
+if ! $streaming && [ "$stop_stage" -ge 3 ] && [ "$seeds" -gt 1 ]; then
   for test_set in "${test_sets[@]}"; do
     "$python" scripts/cer_over_runs.py --name "$test_set" "${seed_exps[@]/%//cer_$test_set.tsv}"
   done
@@ -202,4 +204,39 @@ if $hotwords && run_stage 11 "hotword recall, precision and CER without and with
     --hotwords "$corpus/data_aishell/hotwords/test_names.txt" --lm-path "$lm_dir/checkpoint_best.pt" \
     --output "$exp/hotwords.md" | tee "$exp/bench_hotwords.txt"
   mark_done 11
+fi
+
+stream_data=$recipe_dir/data/prepared${suffix}_gcmvn
+stream_exp=$recipe_dir/exp/cif_tiny${suffix}_streaming
+if $streaming && run_stage 12 "the prepared data with global CMVN statistics of train (for streaming)"; then
+  # The same features and manifests; prep_aishell1.py skips the prepared splits and writes the statistics.
+  mkdir -p "$stream_data"
+  for zip in "$data"/*.zip; do ln -sf "$zip" "$stream_data/"; done
+  for split in train dev "${test_sets[@]}"; do cp "$data/$split.tsv" "$stream_data/"; done
+  cp "$data/dict.txt" "$data/train.augmentation.txt" "$stream_data/"
+  "$python" scripts/prep_aishell1.py --corpus-root "$corpus" --output-root "$stream_data" \
+    --splits train dev "${test_sets[@]}" --speed-perturb "$speed_perturb" --global-cmvn
+  mark_done 12
+fi
+
+if $streaming && run_stage 13 "train s2t_cif_transformer_streaming_tiny; CER at full context and with 640 ms chunks"; then
+  mkdir -p "$stream_exp"
+  "$bin/fairseq-train" "$stream_data" "${train_options[@]/s2t_cif_transformer_tiny/s2t_cif_transformer_streaming_tiny}" \
+    --save-dir "$stream_exp" 2>&1 | tee "$stream_exp/train.log" | grep --line-buffered -E "valid on|done training"
+  for context in full 640ms; do
+    overrides=$([ "$context" = full ] && echo "{'encoder_chunk_size': 0}" || echo "{}")
+    "$bin/fairseq-generate" "$stream_data" --user-dir cif_plugin --task speech_to_text_cif --config-yaml config.yaml \
+      --path "$stream_exp/$decode_checkpoint" --model-overrides "$overrides" --gen-subset test --beam 1 \
+      --max-tokens 20000 --cpu --scoring wer > "$stream_exp/decode_test_$context.txt" 2> "$stream_exp/decode_test_$context.log"
+    "$python" scripts/score_cer.py --generate-output "$stream_exp/decode_test_$context.txt" \
+      --manifest "$stream_data/test.tsv" > "$stream_exp/cer_test_$context.txt"
+    echo "test, $context: $(tail -1 "$stream_exp/cer_test_$context.txt")"
+  done
+  mark_done 13
+fi
+
+if $streaming && run_stage 14 "streaming CER, compute RTF and emission latency for 320, 640 and 1280 ms chunks"; then
+  "$python" benchmarks/bench_streaming.py --model "$stream_exp/$decode_checkpoint" --data "$stream_data" \
+    --corpus-root "$corpus" --output "$stream_exp/streaming.md" | tee "$stream_exp/bench_streaming.txt"
+  mark_done 14
 fi
