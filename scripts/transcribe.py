@@ -105,7 +105,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if audio_seconds > 0:
             progress.set_postfix(rtf=f"{(time.perf_counter() - started) / audio_seconds:.3f}")
     progress.close()
-    text = format_transcripts(transcripts, args.format)
+    return _finish(format_transcripts(transcripts, args.format), transcripts, args)
+
+
+def _finish(text: str, transcripts, args) -> int:
+    """Write the formatted results; exit status 1 when an input failed."""
     if args.output:
         _write_atomically(args.output, text)
     else:
@@ -143,12 +147,7 @@ def _stream_all(recognizer, inputs, args) -> int:
         )
     else:
         text = format_transcripts(transcripts, args.format)
-    if args.output:
-        _write_atomically(args.output, text)
-    else:
-        sys.stdout.write(text)
-    failed = sum(not t.ok for t in transcripts)
-    return 1 if failed else 0
+    return _finish(text, transcripts, args)
 
 
 def _stream_one(recognizer, waveform, name: str, args):

@@ -44,15 +44,3 @@ def test_tiny_model_learns(tmp_path):
     assert len(train_loss) > 10 and len(dev_cer) > 3, log[-3000:]
     assert train_loss[-1] < 0.3 * train_loss[0], train_loss
     assert dev_cer[0] > 50.0 and dev_cer[-1] < 15.0, dev_cer
-
-
-@pytest.mark.slow
-def test_dynamic_chunk_training_reaches_the_full_context_accuracy(tmp_path):
-    """The chunk-causal tiny model (dynamic chunk training, causal convolutions), validated at full
-    context, ends as accurate as the plain tiny model trained the same way (within 3 points)."""
-    data = write_dataset(tmp_path / "data", {"train": 240, "dev": 30}, seed=3)
-    plain = _values(_train(data, "s2t_cif_transformer_tiny"), "valid on 'dev' subset", "uer")
-    log = _train(data, "s2t_cif_transformer_streaming_tiny", "--encoder-chunk-size", "0")
-    streaming = _values(log, "valid on 'dev' subset", "uer")
-    assert streaming[0] > 50.0 and streaming[-1] < 15.0, streaming
-    assert streaming[-1] <= plain[-1] + 3.0, (streaming, plain)

@@ -233,21 +233,26 @@ def test_greedy_stream_emits_each_token_within_a_chunk_of_its_fire(stream_data):
         assert token.emitted_at - token.end <= 0.32 + 0.08 + 0.025 + 1e-6
 
 
-def test_a_ctc_stream_equals_one_offline_decode(stream_data):
+@pytest.mark.parametrize("beam", [1, 3])
+def test_a_ctc_stream_equals_one_offline_decode(stream_data, beam):
+    """Greedy (best path as frames arrive) and prefix beam search with hotwords (advanced chunk by
+    chunk): the offline labels and times; emitted labels are final."""
     streaming = ["--encoder-chunk-size", "2", "--causal-conv", "--criterion", "ctc_asr"]
     task, model = _model(stream_data, "s2t_ctc_conformer_tiny", streaming)
-    recognizer = Recognizer(model, task, DecodingOptions(beam=1))
+    dictionary = task.target_dictionary
+    hotwords = [CHARACTERS[2:5]] if beam > 1 else None
+    recognizer = Recognizer(model, task, DecodingOptions(beam=beam, hotwords=hotwords))
     samples = _audio(2.3, seed=5)
-    features = torch.from_numpy(recognizer.features(torch.from_numpy(samples)[None]))[None]
-    with torch.no_grad():
-        best = recognizer.generator.generate([model], _sample(features))[0][0]
-    expected = [t for t in best["tokens"].tolist() if t != task.target_dictionary.eos()]
-    assert expected
+    expected = recognizer.transcribe([(samples, SAMPLE_RATE)])[0]
+    assert expected.tokens
     session = recognizer.stream(160)
+    emitted = []
     for piece in _pieces(samples, seed=6):
-        session.accept_waveform(piece)
-    session.finalize()
-    assert [task.target_dictionary.index(t.token) for t in session.transcript.tokens] == expected
+        emitted += session.accept_waveform(piece)
+    emitted += session.finalize()
+    assert session.transcript.tokens == expected.tokens
+    assert [t.token for t in emitted] == [t.token for t in expected.tokens]
+    assert dictionary.index(expected.tokens[0].token) != dictionary.unk()
 
 
 def test_streams_refuse_what_cannot_stream(stream_data, tmp_path):

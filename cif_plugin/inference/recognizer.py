@@ -217,7 +217,7 @@ class Recognizer:
             ]
         for transcript, symbols in zip(transcripts, texts, strict=True):
             if transcript.ok:
-                transcript.text = self._text(symbols)
+                transcript.text = self.text_of(symbols)
                 transcript.score = round(transcript.score, 4)
         yield from transcripts
 
@@ -311,7 +311,7 @@ class Recognizer:
         best = self._best_hypotheses([segment])[0]
         symbols, times, score = self._hypothesis_result(best, segment)
         tokens = [TokenTiming(symbol, *time) for symbol, time in zip(symbols, times, strict=True)]
-        transcript = Transcript(name, self._text(symbols), tokens, round(score, 4), round(duration, 3))
+        transcript = Transcript(name, self.text_of(symbols), tokens, round(score, 4), round(duration, 3))
         weights, label = None, None
         if "fire_frames" in best:
             weights, label = best["cif_weights"].numpy(), "CIF weight"
@@ -356,5 +356,6 @@ class Recognizer:
         ]
         return Transcript(name, "".join(characters), tokens, duration=round(duration, 3))
 
-    def _text(self, symbols: List[str]) -> str:
+    def text_of(self, symbols: List[str]) -> str:
+        """Decoded symbols as text: characters joined, or sentencepiece pieces decoded."""
         return post_process(" ".join(symbols), "sentencepiece") if self.bpe else "".join(symbols)

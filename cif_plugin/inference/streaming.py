@@ -12,7 +12,8 @@ time (``EncoderStream``). A CIF model then integrates the chunk's weights and de
 moment its CIF fires: the decoder has no cross-attention, so token i needs only the CIF vectors up to
 i and the tokens before it. Greedy search emits each token for good; beam search advances its
 hypotheses on each fire and reports the current best (it may still change until ``finalize``). A CTC
-model emits the labels of its best path as the frames arrive. What a session returns equals one
+model emits the labels of its best path as the frames arrive (greedy), or runs prefix beam search
+chunk by chunk (beam, LM fusion, hotwords). What a session returns equals one
 offline decode of the whole audio with the same chunk size (tests/test_streaming.py).
 """
 
@@ -27,7 +28,7 @@ from ..generation import CifGenerator, CtcGenerator
 from ..generation.cif_search import CifSearch
 from ..models.streaming_encoder import EncoderStream
 from ..modules.integrate_and_fire import integrate_and_fire
-from ..ops.ctc import ctc_blank_index
+from ..ops.ctc import CtcPrefixSearch, ctc_blank_index, ctc_forced_align
 from ..ops.ctc.spans import merge_frame_labels
 from ..tasks.fbank_features import FRAME_SHIFT_SECONDS, SAMPLE_RATE, WINDOW_SAMPLES
 from .results import TokenTiming, Transcript
@@ -74,10 +75,12 @@ class StreamingSession:
             self.search = _CifStreamSearch(model, generator)
         elif isinstance(generator, CtcGenerator) and generator.greedy:
             self.search = _CtcStreamSearch(model, ctc_blank_index(self.dictionary))
+        elif isinstance(generator, CtcGenerator):
+            self.search = _CtcPrefixStreamSearch(model, generator)
         else:
             raise ValueError(
-                "streaming decodes CIF models with an autoregressive decoder (greedy or beam) and CTC "
-                "models with greedy search"
+                "streaming decodes CIF models with an autoregressive decoder and CTC models; "
+                f"not {type(model).__name__} ({type(generator).__name__})"
             )
         self.feature_frames = 0
         self.emitted: List[StreamedToken] = []
@@ -129,7 +132,7 @@ class StreamingSession:
         labels, times = self.search.best(self.frame_seconds, self.seconds)
         symbols = [self.dictionary[label] for label in labels]
         tokens = [TokenTiming(symbol, *time) for symbol, time in zip(symbols, times, strict=True)]
-        text = self.recognizer._text(symbols)
+        text = self.recognizer.text_of(symbols)
         return Transcript("stream", text, tokens, duration=round(self.seconds, 3))
 
     def _check_open(self) -> None:
@@ -171,10 +174,17 @@ class _CifStreamSearch:
         self.search: Optional[CifSearch] = None
         self.vectors: Optional[Tensor] = None  # (1, N, C) every CIF vector fired
         self.final = False
+        self.settled = 0
 
     @torch.no_grad()
     def accept(self, frames: Tensor, chunk_size: int, final: bool) -> int:
         """New encoder frames (1, m, D) -> how many leading labels of the best hypothesis are settled."""
+        if frames.size(1) == 0 and not final:
+            return self.settled
+        self.settled = self._accept(frames, chunk_size, final)
+        return self.settled
+
+    def _accept(self, frames: Tensor, chunk_size: int, final: bool) -> int:
         for start in range(0, frames.size(1), chunk_size):
             chunk = frames[:, start : start + chunk_size]
             weights, self.predictor_context = self.cif.weight_predictor.forward_chunk(
@@ -235,14 +245,63 @@ class _CtcStreamSearch:
     def __init__(self, model, blank: int):
         self.model, self.blank = model, blank
         self.path: List[int] = []
+        self.count = 0
 
     @torch.no_grad()
     def accept(self, frames: Tensor, chunk_size: int, final: bool) -> int:
         """New encoder frames (1, m, D) -> the number of labels so far (all settled)."""
         if frames.size(1):
             self.path += self.model.ctc_proj(frames)[0].argmax(dim=-1).tolist()
-        return len(merge_frame_labels(self.path, self.blank))
+            self.count = len(merge_frame_labels(self.path, self.blank))
+        return self.count
 
     def best(self, frame_seconds: float, duration: float):
         spans = merge_frame_labels(self.path, self.blank)
         return [span.label for span in spans], span_times(spans, frame_seconds, duration)
+
+
+class _CtcPrefixStreamSearch:
+    """CTC prefix beam search (with the generator's LM, token bonus and hotwords) advanced chunk by
+    chunk; a label is settled once every live prefix holds it."""
+
+    def __init__(self, model, generator: CtcGenerator):
+        self.model, self.blank = model, generator.blank
+        if generator.scorer is not None:
+            generator.scorer.to(next(model.parameters()).device)
+        self.search = CtcPrefixSearch(
+            generator.blank,
+            generator.beam,
+            generator.scorer,
+            generator.lm_weight,
+            generator.token_bonus,
+            generator.context_graph,
+        )
+        self.log_probs: List[Tensor] = []  # (n, V) per chunk, for the final alignment
+        self.final = False
+
+    @torch.no_grad()
+    def accept(self, frames: Tensor, chunk_size: int, final: bool) -> int:
+        if frames.size(1):
+            log_probs = torch.log_softmax(self.model.ctc_proj(frames)[0].float(), dim=-1).cpu()
+            self.log_probs.append(log_probs)
+            self.search.advance(log_probs)
+        self.final = final
+        if final:
+            return len(self.labels())
+        live = [prefix for prefix, _ in self.search.ranked()]
+        shared = 0
+        while live and all(len(prefix) > shared and prefix[shared] == live[0][shared] for prefix in live):
+            shared += 1
+        return shared
+
+    def labels(self) -> List[int]:
+        best = self.search.results() if self.final else self.search.ranked()
+        return list(best[0][0]) if best else []
+
+    def best(self, frame_seconds: float, duration: float):
+        labels = self.labels()
+        if not labels:
+            return [], []
+        log_probs = torch.cat(self.log_probs)
+        spans = ctc_forced_align(log_probs, labels, self.blank)
+        return labels, span_times(spans, frame_seconds, duration)

@@ -78,18 +78,26 @@ class EncoderStream:
     def accept_features(self, features: Tensor) -> Tensor:
         """(n, F) new filterbank frames -> (1, m, D) encoder frames completed by them (m may be 0)."""
         self.features = features if self.features is None else torch.cat([self.features, features])
+        pending = self.pending[0].size(1) if self.pending[0] is not None else 0
+        first_chunk = level_chunk_size(self.chunk_size, self.levels[0][1])
+        if pending + self._front_end_frames() < first_chunk:
+            return self._empty()  # no chunk completes yet: the front end waits (its frames are independent)
         return self._run(self._front_end(), final=False)
 
     @torch.no_grad()
     def finalize(self) -> Tensor:
         """The encoder frames of the last, partial chunk: (1, m, D)."""
-        return self._run(None, final=True)
+        return self._run(self._front_end() if self.features is not None else None, final=True)
+
+    def _front_end_frames(self) -> int:
+        """Front-end frames the pending input makes."""
+        return int(self.encoder.subsampler.output_lengths(torch.tensor([self.features.size(0)]))[0])
 
     def _front_end(self) -> Optional[Tensor]:
         """Front-end frames (1, n, D) of every input window now complete; consumed input is dropped."""
         subsampler = self.encoder.subsampler
         available = self.features.size(0)
-        count = int(subsampler.output_lengths(torch.tensor([available]))[0])
+        count = self._front_end_frames()
         if count <= 0:
             return None
         stride = 2 ** len(subsampler.kernel_sizes)

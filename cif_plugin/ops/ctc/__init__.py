@@ -5,7 +5,7 @@ from .alignment import ctc_forced_align, ctc_viterbi_path
 from .blank import CTC_BLANK_SYMBOL, ctc_blank_index
 from .greedy import ctc_best_path_scores, ctc_greedy_spans, ctc_greedy_tokens
 from .loss import ctc_loss_sum
-from .prefix_beam_search import PrefixScorer, ctc_prefix_beam_search
+from .prefix_beam_search import CtcPrefixSearch, PrefixScorer, ctc_prefix_beam_search
 from .spans import TokenSpan, merge_frame_labels
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ctc_greedy_tokens",
     "ctc_loss_sum",
     "ctc_prefix_beam_search",
+    "CtcPrefixSearch",
     "ctc_viterbi_path",
     "merge_frame_labels",
 ]

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Protocol, Tuple
 
 from torch import Tensor
 
-__all__ = ["PrefixScorer", "ctc_prefix_beam_search"]
+__all__ = ["CtcPrefixSearch", "PrefixScorer", "ctc_prefix_beam_search"]
 
 Prefix = Tuple[int, ...]
 
@@ -60,54 +60,92 @@ def ctc_prefix_beam_search(
     ``context`` (a hotword ``ContextGraph``) prefixes also rank by its running bonus, and the final
     ranking by the bonus of the finished prefix (``context.score(prefix)``).
     """
-    fused = scorer is not None and lm_weight != 0
-    if fused:
-        scorer.reset()
-    extra: Dict[Prefix, float] = {(): 0.0}  # LM, length and hotword terms of every prefix made so far
-    context_states: Dict[Prefix, int] = {(): 0}
+    search = CtcPrefixSearch(blank, beam, scorer, lm_weight, token_bonus, context)
+    search.advance(log_probs)
+    return search.results()
 
-    def extend(prefix: Prefix, label: int) -> Prefix:
+
+class CtcPrefixSearch:
+    """The state of :func:`ctc_prefix_beam_search` between frames, so a stream can feed it chunk by
+    chunk: ``advance`` over each chunk's frames, then ``results`` (or ``ranked`` for a partial view)."""
+
+    def __init__(
+        self,
+        blank: int,
+        beam: int,
+        scorer: Optional[PrefixScorer] = None,
+        lm_weight: float = 0.0,
+        token_bonus: float = 0.0,
+        context=None,
+    ):
+        self.blank, self.beam = blank, beam
+        self.scorer, self.lm_weight, self.token_bonus, self.context = scorer, lm_weight, token_bonus, context
+        self.fused = scorer is not None and lm_weight != 0
+        if self.fused:
+            scorer.reset()
+        # LM, length and hotword terms of every prefix made so far
+        self.extra: Dict[Prefix, float] = {(): 0.0}
+        self.context_states: Dict[Prefix, int] = {(): 0}
+        # (log P of the alignments ending in blank, of those ending in the prefix's last label)
+        self.prefixes: Dict[Prefix, Tuple[float, float]] = {(): (0.0, -math.inf)}
+
+    def _extend(self, prefix: Prefix, label: int) -> Prefix:
         longer = prefix + (label,)
-        if longer not in extra:
-            lm = lm_weight * scorer.score(prefix, label) if fused else 0.0
-            extra[longer] = extra[prefix] + lm + token_bonus
-            if context is not None:
-                bonus, context_states[longer] = context.step(context_states[prefix], label)
-                extra[longer] += bonus
+        if longer not in self.extra:
+            lm = self.lm_weight * self.scorer.score(prefix, label) if self.fused else 0.0
+            self.extra[longer] = self.extra[prefix] + lm + self.token_bonus
+            if self.context is not None:
+                bonus, self.context_states[longer] = self.context.step(self.context_states[prefix], label)
+                self.extra[longer] += bonus
         return longer
 
-    def end_terms(prefix: Prefix) -> float:
-        lm = lm_weight * scorer.end_score(prefix) if fused else 0.0
-        return lm + (context.finalize(context_states[prefix]) if context is not None else 0.0)
+    def _end_terms(self, prefix: Prefix) -> float:
+        lm = self.lm_weight * self.scorer.end_score(prefix) if self.fused else 0.0
+        return lm + (self.context.finalize(self.context_states[prefix]) if self.context is not None else 0.0)
 
-    prefixes: Dict[Prefix, Tuple[float, float]] = {(): (0.0, -math.inf)}  # (ends in blank, ends in label)
-    candidates = min(beam, log_probs.size(1))
-    frames = log_probs.tolist()
-    top_labels = log_probs.topk(candidates, dim=1).indices.tolist()
-    for t, frame in enumerate(frames):
-        if fused:
-            scorer.prepare(prefixes)
-        extended: Dict[Prefix, List[float]] = defaultdict(lambda: [-math.inf, -math.inf])
-        labels = set(top_labels[t]) | {blank}
-        for prefix, (ends_blank, ends_label) in prefixes.items():
-            total = _log_add(ends_blank, ends_label)
-            for label in labels:
-                p = frame[label]
-                if label == blank:
-                    extended[prefix][0] = _log_add(extended[prefix][0], total + p)
-                elif prefix and label == prefix[-1]:
-                    # the same label again: merged unless a blank separated them
-                    extended[prefix][1] = _log_add(extended[prefix][1], ends_label + p)
-                    longer = extended[extend(prefix, label)]
-                    longer[1] = _log_add(longer[1], ends_blank + p)
-                else:
-                    longer = extended[extend(prefix, label)]
-                    longer[1] = _log_add(longer[1], total + p)
-        ranked = sorted(extended.items(), key=lambda item: -(_log_add(*item[1]) + extra[item[0]]))[:beam]
-        prefixes = {prefix: tuple(scores) for prefix, scores in ranked}
-    if fused:
-        scorer.prepare(prefixes)
-    final = [
-        (prefix, _log_add(*scores) + extra[prefix] + end_terms(prefix)) for prefix, scores in prefixes.items()
-    ]
-    return sorted(final, key=lambda item: -item[1])[:beam]
+    def advance(self, log_probs: Tensor) -> None:
+        """Extend the prefixes over (T, V) more frames of log-probabilities."""
+        if log_probs.size(0) == 0:
+            return
+        blank, prefixes = self.blank, self.prefixes
+        candidates = min(self.beam, log_probs.size(1))
+        frames = log_probs.tolist()
+        top_labels = log_probs.topk(candidates, dim=1).indices.tolist()
+        for t, frame in enumerate(frames):
+            if self.fused:
+                self.scorer.prepare(prefixes)
+            extended: Dict[Prefix, List[float]] = defaultdict(lambda: [-math.inf, -math.inf])
+            labels = set(top_labels[t]) | {blank}
+            for prefix, (ends_blank, ends_label) in prefixes.items():
+                total = _log_add(ends_blank, ends_label)
+                for label in labels:
+                    p = frame[label]
+                    if label == blank:
+                        extended[prefix][0] = _log_add(extended[prefix][0], total + p)
+                    elif prefix and label == prefix[-1]:
+                        # the same label again: merged unless a blank separated them
+                        extended[prefix][1] = _log_add(extended[prefix][1], ends_label + p)
+                        longer = extended[self._extend(prefix, label)]
+                        longer[1] = _log_add(longer[1], ends_blank + p)
+                    else:
+                        longer = extended[self._extend(prefix, label)]
+                        longer[1] = _log_add(longer[1], total + p)
+            ranked = sorted(extended.items(), key=lambda item: -(_log_add(*item[1]) + self.extra[item[0]]))
+            prefixes = {prefix: tuple(scores) for prefix, scores in ranked[: self.beam]}
+        self.prefixes = prefixes
+
+    def ranked(self) -> List[Tuple[Prefix, float]]:
+        """The live prefixes by their running score (no end-of-sentence terms), best first."""
+        items = self.prefixes.items()
+        scored = [(prefix, _log_add(*scores) + self.extra[prefix]) for prefix, scores in items]
+        return sorted(scored, key=lambda item: -item[1])
+
+    def results(self) -> List[Tuple[Prefix, float]]:
+        """The final ranking: running scores plus the end terms (LM ``</s>``, unfinished hotwords)."""
+        if self.fused:
+            self.scorer.prepare(self.prefixes)
+        final = [
+            (prefix, _log_add(*scores) + self.extra[prefix] + self._end_terms(prefix))
+            for prefix, scores in self.prefixes.items()
+        ]
+        return sorted(final, key=lambda item: -item[1])[: self.beam]
