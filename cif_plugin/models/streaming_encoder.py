@@ -51,7 +51,6 @@ class EncoderStream:
         ]
         self.features: Optional[Tensor] = None  # (n, F) input frames not yet consumed by the front end
         self.pending = [None] * len(self.levels)  # per level: (1, n, D) frames waiting for a whole chunk
-        self.frames_out = 0
 
     def _levels(self, encoder: PoolingConformerEncoder):
         """[(blocks, poolings after them)] per frame rate, first level first."""
@@ -68,11 +67,6 @@ class EncoderStream:
     def _visible_frames(self, poolings_after: int) -> Optional[int]:
         left = self.encoder.left_chunks
         return None if left < 0 else left * level_chunk_size(self.chunk_size, poolings_after)
-
-    @property
-    def output_frames(self) -> int:
-        """Encoder frames returned so far."""
-        return self.frames_out
 
     @torch.no_grad()
     def accept_features(self, features: Tensor) -> Tensor:
@@ -111,9 +105,7 @@ class EncoderStream:
         """Push front-end frames through the levels; returns the encoder frames completed."""
         outputs: List[Tensor] = []
         self._push(0, frames, final, outputs)
-        out = torch.cat(outputs, dim=1) if outputs else self._empty()
-        self.frames_out += out.size(1)
-        return out
+        return torch.cat(outputs, dim=1) if outputs else self._empty()
 
     def _push(self, level: int, frames: Optional[Tensor], final: bool, outputs: List[Tensor]) -> None:
         """Queue ``frames`` at ``level`` and run every chunk now whole (the rest too when ``final``)."""
@@ -139,7 +131,3 @@ class EncoderStream:
         block = self.encoder.blocks[-1]
         weight = block.final_layer_norm.weight
         return weight.new_zeros(1, 0, weight.numel())
-
-    def level_caches(self) -> List[List[BlockCache]]:
-        """Each level's block caches (for tests and memory accounting)."""
-        return self.caches
