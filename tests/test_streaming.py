@@ -118,7 +118,7 @@ def test_chunked_weight_predictor_is_the_conv_of_each_chunk_with_left_context():
                 )
 
 
-@pytest.mark.parametrize("left_chunks", [-1, 1])
+@pytest.mark.parametrize("left_chunks", [-1, 0, 1])
 @pytest.mark.parametrize("chunk", [1, 2, 3, 8])
 def test_the_encoder_stream_equals_the_chunked_forward(stream_data, chunk, left_chunks):
     """Features fed in random pieces of 1-11 frames give the offline chunk-masked encoder output."""

@@ -121,8 +121,8 @@ class BlockCache:
     def trim(self) -> None:
         """Forget keys and values beyond the visible left context (kept whole for -1 left chunks)."""
         if self.max_frames is not None and self.keys.size(2) > self.max_frames:
-            self.keys = self.keys[:, :, -self.max_frames :]
-            self.values = self.values[:, :, -self.max_frames :]
+            start = self.keys.size(2) - self.max_frames  # not -max_frames: 0 left chunks keep nothing
+            self.keys, self.values = self.keys[:, :, start:], self.values[:, :, start:]
 
 
 def _feed_forward(module: FeedForwardModule, x: Tensor) -> Tensor:
