@@ -63,10 +63,6 @@ class CifSearch:
         if self.lm is not None:
             self.lm.reserve(self.decoder.num_steps)
 
-    @property
-    def steps_available(self) -> int:
-        return self.decoder.num_steps
-
     def advance(self) -> int:
         """Decode every step whose CIF vector is known; returns the number of steps taken."""
         taken = 0

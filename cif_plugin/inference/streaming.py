@@ -197,11 +197,11 @@ class _CifStreamSearch:
             self._fire(final)
         if self.search is None:
             return 0
-        labels = self.labels()
+        beams = self.search.result(final=final)[0][0]  # (K, N), best first
+        labels = self._cut(beams[0].tolist())
         if final or self.generator.beam == 1:
             return len(labels)
         # a prefix every live hypothesis shares cannot change any more
-        beams = self.search.result(final=False)[0][0]
         differs = (beams != beams[0]).any(dim=0).nonzero()
         shared = int(differs[0]) if len(differs) else beams.size(1)
         return min(shared, len(labels))
@@ -229,7 +229,9 @@ class _CifStreamSearch:
         """The best hypothesis so far, cut before its first ``</s>``."""
         if self.search is None:
             return []
-        tokens = self.search.result(final=self.final)[0][0, 0].tolist()
+        return self._cut(self.search.result(final=self.final)[0][0, 0].tolist())
+
+    def _cut(self, tokens: List[int]) -> List[int]:
         return tokens[: tokens.index(self.generator.eos)] if self.generator.eos in tokens else tokens
 
     def best(self, frame_seconds: float, duration: float):

@@ -141,7 +141,7 @@ def _masked_convolution(
     several times faster on the CPU than the 1-D depthwise kernel. ``causal``: k - 1 zero frames on
     the left instead of k // 2 on each side.
     """
-    x = nn.functional.glu(linear(module.layer_norm(x), *_weights(module.pointwise_conv1)), dim=-1)
+    x = _gated(module, x)
     if padding_mask is not None:
         x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
     x = x.transpose(1, 2)  # (B, C, T)
@@ -156,13 +156,17 @@ def _streaming_convolution(
 ) -> Tuple[Tensor, Tensor]:
     """The causal convolution module over one chunk, the k - 1 previous GLU outputs read from
     ``previous`` (zeros at the start of a stream); returns the output and the new ``previous``."""
-    x = nn.functional.glu(linear(module.layer_norm(x), *_weights(module.pointwise_conv1)), dim=-1)
-    x = x.transpose(1, 2)  # (1, C, T)
+    x = _gated(module, x).transpose(1, 2)  # (1, C, T)
     kernel = module.depthwise_conv.kernel_size[0]
     if previous is None:
         previous = x.new_zeros(x.size(0), x.size(1), kernel - 1)
     x = torch.cat([previous, x], dim=2)
     return _depthwise_and_out(module, x, padding=0), x[:, :, x.size(2) - (kernel - 1) :]
+
+
+def _gated(module: ConvolutionModule, x: Tensor) -> Tensor:
+    """(B, T, C) -> LayerNorm, kernel-1 convolution as a linear map, GLU: (B, T, C)."""
+    return nn.functional.glu(linear(module.layer_norm(x), *_weights(module.pointwise_conv1)), dim=-1)
 
 
 def _depthwise_and_out(module: ConvolutionModule, x: Tensor, padding: int) -> Tensor:

@@ -44,16 +44,9 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
         Returns:
             Tensor: (B, T, C) output of ``linear_out``.
         """
-        batch, frames, _ = x.shape
-        query, key, value = (
-            apply_linear(projection, x).view(batch, frames, self.h, self.d_k)
-            for projection in (self.linear_q, self.linear_k, self.linear_v)
-        )
-        positions = apply_linear(self.linear_pos, pos_emb.transpose(0, 1)).view(1, -1, self.h, self.d_k)
-        positions = positions.transpose(1, 2)
-        key, value = key.transpose(1, 2), value.transpose(1, 2)  # (B, H, T, d_k)
-        query_u = (query + self.pos_bias_u).transpose(1, 2)
-        query_v = (query + self.pos_bias_v).transpose(1, 2)
+        query, key, value = self._heads(x)
+        query_u, query_v = query + self.pos_bias_u.unsqueeze(1), query + self.pos_bias_v.unsqueeze(1)
+        positions = self._position_heads(pos_emb)
         position_scores = self.rel_shift(torch.matmul(query_v, positions.transpose(-2, -1)))  # (B, H, T, T)
         if padding_mask is not None and not padding_mask.any():
             padding_mask = None
@@ -68,12 +61,8 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
         if padding_mask is not None:
             # finite, so a query whose keys are all padding (a zero-length utterance) gets no NaN
             bias = bias.masked_fill(padding_mask[:, None, None, :], torch.finfo(bias.dtype).min)
-        attended = torch.nn.functional.scaled_dot_product_attention(
-            query_u, key, value, attn_mask=bias, dropout_p=self.dropout.p if self.training else 0.0
-        )
         self.attn = None  # not kept: the fused kernel never forms the weights
-        attended = attended.transpose(1, 2).reshape(batch, frames, self.h * self.d_k)
-        return apply_linear(self.linear_out, attended)
+        return self._fused_attention(query_u, key, value, bias)
 
     def attend_chunk(
         self, x: Tensor, cached_keys: Optional[Tensor], cached_values: Optional[Tensor], pos_encoding
@@ -93,26 +82,41 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
             (1, H, L + C', d_k) including the chunk's.
         """
         batch, frames, _ = x.shape
-        query, key, value = (
-            apply_linear(projection, x).view(batch, frames, self.h, self.d_k).transpose(1, 2)
-            for projection in (self.linear_q, self.linear_k, self.linear_v)
-        )
+        query, key, value = self._heads(x)
         if cached_keys is not None:
             key, value = torch.cat([cached_keys, key], dim=2), torch.cat([cached_values, value], dim=2)
         total = key.size(2)
-        pos_emb = pos_encoding(x.new_zeros(total, 1, 1))  # distances total - 1 .. -(total - 1)
-        positions = apply_linear(self.linear_pos, pos_emb.transpose(0, 1)).view(1, -1, self.h, self.d_k)
-        query_u = query + self.pos_bias_u.unsqueeze(1)
-        query_v = query + self.pos_bias_v.unsqueeze(1)
-        all_distances = torch.matmul(query_v, positions.permute(0, 2, 3, 1))  # (1, H, C', 2 total - 1)
+        positions = self._position_heads(pos_encoding(x.new_zeros(total, 1, 1)))  # distances total - 1 ..
+        query_u, query_v = query + self.pos_bias_u.unsqueeze(1), query + self.pos_bias_v.unsqueeze(1)
+        all_distances = torch.matmul(query_v, positions.transpose(-2, -1))  # (1, H, C', 2 total - 1)
         # distance L + i - j sits at index (total - 1) - (L + i - j) = C' - 1 - i + j
         query_index = torch.arange(frames, device=x.device).unsqueeze(1)
         index = frames - 1 - query_index + torch.arange(total, device=x.device)
         position_scores = all_distances.gather(3, index.expand(batch, self.h, frames, total))
-        bias = position_scores / math.sqrt(self.d_k)
-        attended = torch.nn.functional.scaled_dot_product_attention(query_u, key, value, attn_mask=bias)
+        return self._fused_attention(query_u, key, value, position_scores / math.sqrt(self.d_k)), key, value
+
+    def _heads(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(B, T, C) frames -> projected queries, keys and values, each (B, H, T, d_k)."""
+        batch, frames, _ = x.shape
+        return tuple(
+            apply_linear(projection, x).view(batch, frames, self.h, self.d_k).transpose(1, 2)
+            for projection in (self.linear_q, self.linear_k, self.linear_v)
+        )
+
+    def _position_heads(self, pos_emb: Tensor) -> Tensor:
+        """(2T - 1, 1, C) relative encodings -> projected (1, H, 2T - 1, d_k)."""
+        positions = apply_linear(self.linear_pos, pos_emb.transpose(0, 1))
+        return positions.view(1, -1, self.h, self.d_k).transpose(1, 2)
+
+    def _fused_attention(self, query_u: Tensor, key: Tensor, value: Tensor, bias: Tensor) -> Tensor:
+        """``scaled_dot_product_attention`` with the additive ``bias`` (B, H, T1, T2), then
+        ``linear_out``: (B, T1, C)."""
+        attended = torch.nn.functional.scaled_dot_product_attention(
+            query_u, key, value, attn_mask=bias, dropout_p=self.dropout.p if self.training else 0.0
+        )
+        batch, _, frames, _ = attended.shape
         attended = attended.transpose(1, 2).reshape(batch, frames, self.h * self.d_k)
-        return apply_linear(self.linear_out, attended), key, value
+        return apply_linear(self.linear_out, attended)
 
     def forward_attention(self, value: Tensor, scores: Tensor, mask: Optional[Tensor]) -> Tensor:
         """
