@@ -9,9 +9,10 @@ INSTALLED := $(VENV)/.installed
 
 install: system-packages $(INSTALLED)
 
-# Debian packages: espeak-ng speaks the synthetic corpus, fonts-wqy-microhei draws Chinese in plots.
+# Debian packages: espeak-ng speaks the synthetic corpus, fonts-wqy-microhei draws Chinese in plots,
+# chromium runs the page in the server's browser test (driven by Playwright; no browser download).
 # Checked on every run (instant when present).
-SYSTEM_PACKAGES := espeak-ng fonts-wqy-microhei
+SYSTEM_PACKAGES := espeak-ng fonts-wqy-microhei chromium
 system-packages:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -73,6 +73,7 @@ setup(
     version="0.1.0",
     description="CIF-based speech recognition with hierarchical PLM distillation, as a fairseq plugin",
     packages=find_packages(include=["cif_plugin", "cif_plugin.*"]),
+    package_data={"cif_plugin.inference.server": ["page.html"]},
     python_requires=">=3.10",
     install_requires=["torch>=2.6", "torchaudio", "fairseq-fixed==0.12.3.1", "numpy<2"],
     ext_modules=extensions,

@@ -99,6 +99,26 @@ def streaming_checkpoint(tiny_data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def talkative_streaming_checkpoint(streaming_checkpoint, tmp_path_factory) -> Path:
+    """``streaming_checkpoint`` with its CIF weights pushed towards 0.35 a frame and ``</s>`` out of
+    the decoder's reach (its output row zeroed, the others scaled up), so a second of audio gives
+    several tokens: the server tests need partial results and tokens to click."""
+
+    def build(folder: Path) -> Path:
+        state = torch.load(streaming_checkpoint, weights_only=True)
+        weights = state["model"]
+        weights["cif.weight_predictor.output_proj.weight"] *= 0.1
+        weights["cif.weight_predictor.output_proj.bias"].fill_(-0.6)  # sigmoid(-0.6) = 0.35
+        output = weights["decoder.output_projection.weight"]
+        output *= 10.0
+        output[2] = 0.0  # </s>: fairseq's dictionaries put it at index 2
+        torch.save(state, folder / "checkpoint.pt")
+        return folder / "checkpoint.pt"
+
+    return _built_once(tmp_path_factory, "talkative_streaming_checkpoint", build)
+
+
+@pytest.fixture(scope="session")
 def asg_checkpoint(asg_data, tmp_path_factory) -> Path:
     """checkpoint_last.pt of two fairseq-train updates of the tiny ASG model on ``asg_data``."""
     save_dir = tmp_path_factory.mktemp("asg_checkpoint")

@@ -70,7 +70,7 @@ def _sample(task, count):
     return dataset.collater([dataset[i] for i in range(count)])
 
 
-def test_greedy_with_hotwords_equals_beam_one_and_a_strong_hotword_is_decoded(cif_model):
+def test_a_strong_hotword_is_decoded_by_greedy_search(cif_model):
     task, model = cif_model
     dictionary, sample = task.target_dictionary, _sample(task, 4)
     plain = CifGenerator(model, dictionary, beam=1).generate([model], sample)
@@ -78,13 +78,8 @@ def test_greedy_with_hotwords_equals_beam_one_and_a_strong_hotword_is_decoded(ci
     unused = [s for s in range(dictionary.nspecial, len(dictionary)) if all(s not in d for d in decoded)]
     graph = ContextGraph([((unused[0], unused[1]), 30.0)])
     greedy = CifGenerator(model, dictionary, beam=1, context_graph=graph).generate([model], sample)
-    beam_one = CifGenerator(model, dictionary, beam=1, context_graph=graph)
-    beam_one.mode = "beam"
-    beamed = beam_one.generate([model], sample)
     checked = 0
-    for g, b, p in zip(greedy, beamed, plain, strict=True):
-        assert torch.equal(g[0]["tokens"], b[0]["tokens"])
-        torch.testing.assert_close(g[0]["score"], b[0]["score"])
+    for g, p in zip(greedy, plain, strict=True):
         tokens = g[0]["tokens"].tolist()
         if len(p[0]["tokens"]) >= 3:  # room for the phrase before </s>
             assert (unused[0], unused[1]) in zip(tokens[:-1], tokens[1:], strict=True), tokens

@@ -51,6 +51,29 @@ def test_batched_results_equal_one_at_a_time(checkpoints, audio_files, family, b
         assert any(t.tokens for t in batched)
 
 
+def _results(transcripts):
+    return [t.to_dict() for t in transcripts]
+
+
+@pytest.mark.parametrize("family", ["cif", "ctc"])
+def test_a_recognizer_with_its_own_search_decodes_as_one_built_with_it(checkpoints, audio_files, family):
+    """``with_search``: the settings of a recogniser loaded with them; the original keeps its own."""
+    plain = Recognizer.from_pretrained(checkpoints[family], beam=1)
+    before = _outputs(plain.transcribe(audio_files))
+    cif_text = Recognizer.from_pretrained(checkpoints["cif"], beam=1).transcribe(audio_files[:1])[0].text
+    hotwords = [(cif_text[:2][::-1], 4.0)]  # decoded symbols, swapped: the bonus changes the scores
+    built = Recognizer.from_pretrained(checkpoints[family], beam=3, hotwords=hotwords)
+    variant = plain.with_search(beam=3, hotwords=hotwords)
+    assert _results(variant.transcribe(audio_files)) == _results(built.transcribe(audio_files))
+    assert _results(variant.transcribe(audio_files)) != _outputs(
+        plain.with_search(beam=3).transcribe(audio_files)
+    )
+    assert _outputs(plain.transcribe(audio_files)) == before
+    assert plain.generator.context_graph is None and plain.generator.beam == 1
+    with pytest.raises(ValueError, match="beam 0"):
+        plain.with_search(beam=0)
+
+
 def test_package_decodes_like_its_checkpoint(checkpoints, audio_files, tmp_path):
     for family, checkpoint in checkpoints.items():
         package = tmp_path / family

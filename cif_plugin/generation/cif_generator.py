@@ -78,7 +78,6 @@ class CifGenerator:
         self.symbols_to_strip_from_output = {tgt_dict.eos()}
         self.beam, self.nbest, self.tail_threshold = beam, nbest, tail_threshold
         self.nar = not hasattr(model.decoder, "embed_tokens")
-        self.mode = "nar" if self.nar else ("greedy" if beam == 1 else "beam")
         self.lm = lm.eval() if lm is not None and lm_weight != 0 else None
         self.lm_weight = lm_weight
         if self.lm is not None and self.nar:
@@ -89,6 +88,11 @@ class CifGenerator:
             fusion += f", {context_graph.num_phrases} hotwords"
         settings = f"mode {self.mode}, beam {beam}, nbest {nbest}, tail threshold {tail_threshold}{fusion}"
         logger.info(f"CIF decoding: {settings}")
+
+    @property
+    def mode(self) -> str:
+        """``nar`` (one parallel pass), ``greedy`` (beam 1) or ``beam``."""
+        return "nar" if self.nar else ("greedy" if self.beam == 1 else "beam")
 
     @property
     def context_graph(self) -> Optional[ContextGraph]:

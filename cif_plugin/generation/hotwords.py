@@ -21,6 +21,7 @@ __all__ = [
     "HotwordSource",
     "build_context_graph",
     "encode_hotwords",
+    "parse_hotword_lines",
     "read_hotwords",
 ]
 
@@ -55,6 +56,13 @@ def _parse_line(line: str, origin: str) -> Optional[Hotword]:
     return Hotword(text, None, origin)
 
 
+def parse_hotword_lines(text: str, origin: str) -> List[Hotword]:
+    """The phrases of hotword-file text (one a line, optional score, ``#`` comments), each marked
+    with ``origin`` and its line number."""
+    hotwords = [_parse_line(line, f"{origin}:{n}") for n, line in enumerate(text.splitlines(), 1)]
+    return [hotword for hotword in hotwords if hotword is not None]
+
+
 def read_hotwords(source: HotwordSource) -> List[Hotword]:
     """The phrases of a hotword file (path), or of a list of phrases / (phrase, score) pairs.
 
@@ -65,8 +73,7 @@ def read_hotwords(source: HotwordSource) -> List[Hotword]:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"hotword file {path} does not exist")
-        lines = path.read_text(encoding="utf-8").splitlines()
-        hotwords = [_parse_line(line, f"{path}:{n}") for n, line in enumerate(lines, 1)]
+        hotwords = parse_hotword_lines(path.read_text(encoding="utf-8"), str(path))
     else:
         hotwords = []
         for n, item in enumerate(source, 1):

@@ -10,6 +10,7 @@ utterance). Recordings longer than ``max_segment_seconds`` are split at pauses
 (``segmentation.py``) and their token times put back on the recording's clock.
 """
 
+import copy
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -157,6 +158,31 @@ class Recognizer:
             raise ValueError(NO_HOTWORDS_WITH_VITERBI)
         self.generator.context_graph = build_context_graph(hotwords, self.dictionary, hotword_score)
         self.options = dataclasses.replace(self.options, hotwords=hotwords, hotword_score=hotword_score)
+
+    def with_search(
+        self,
+        beam: Optional[int] = None,
+        hotwords: Optional[HotwordSource] = None,
+        hotword_score: Optional[float] = None,
+    ) -> "Recognizer":
+        """A recogniser sharing this one's model, features and LM, with another beam size or other
+        hotwords (None: keep this one's). Neither recogniser changes the other's search: a server
+        gives each request its own.
+
+        Raises:
+            ValueError: a beam below 1, or hotwords for an ASG model.
+        """
+        if beam is not None and beam < 1:
+            raise ValueError(f"beam {beam}: the beam size is at least 1")
+        variant = copy.copy(self)
+        variant.generator = copy.copy(self.generator)
+        if beam is not None:
+            variant.generator.beam = beam
+            variant.options = dataclasses.replace(variant.options, beam=beam)
+        if hotwords is not None or hotword_score is not None:
+            score = self.options.hotword_score if hotword_score is None else hotword_score
+            variant.set_hotwords(self.options.hotwords if hotwords is None else hotwords, score)
+        return variant
 
     def transcribe(
         self, inputs: Iterable[AudioInput], batch_size: int = 16, max_batch_frames: int = 60000

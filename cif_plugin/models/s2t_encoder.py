@@ -5,11 +5,11 @@ from dataclasses import dataclass, field
 from typing import Any, List
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.modules import RelPositionalEncoding
 from torch import nn
 
 from ..modules import Cif, CifWeightPredictor, Conv2dSubsampler, PoolingConformerEncoder
 from .conformer_block import MaskedConformerBlock
+from .rel_positional_encoding import ThreadSafeRelPositionalEncoding
 
 __all__ = [
     "S2TEncoderConfig",
@@ -146,7 +146,7 @@ def build_encoder(cfg: S2TEncoderConfig, task) -> PoolingConformerEncoder:
         if cfg.layer_downsampling
         else [],
         dropout=cfg.dropout,
-        pos_encoding=RelPositionalEncoding(max_positions, cfg.encoder_embed_dim),
+        pos_encoding=ThreadSafeRelPositionalEncoding(max_positions, cfg.encoder_embed_dim),
         max_source_positions=max_positions,
         scale_embedding=not cfg.no_scale_embedding,
         chunk_size=cfg.encoder_chunk_size,
