@@ -31,12 +31,12 @@ from typing import List, Optional
 
 from tqdm import tqdm
 
-from cif_plugin.inference.audio import input_name, read_input
+# torch-free imports only: --backend onnxruntime runs without torch and fairseq
+from cif_plugin.inference.audio_inputs import input_name
 from cif_plugin.inference.cli import add_model_arguments, recognizer_from_args
 from cif_plugin.inference.inputs import collect_inputs
 from cif_plugin.inference.output_formats import FORMATS, format_transcripts
 from cif_plugin.inference.results import Transcript
-from cif_plugin.tasks.fbank_features import SAMPLE_RATE, AudioError
 
 __all__ = ["main"]
 
@@ -71,6 +71,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="onnxruntime: --model is a folder of scripts/export_onnx.py, decoded without torch "
+        "(greedy or CIF beam search; no LM, hotwords or splitting at pauses)",
+    )
+    parser.add_argument(
         "--streaming",
         action="store_true",
         help="feed each file to a streaming session in --chunk-ms pieces; partial results on stderr",
@@ -91,7 +98,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     if not inputs:
         parser.error("no audio: give files, folders, --list or --wav-scp")
-    recognizer = recognizer_from_args(args, max_segment_seconds=args.max_segment_seconds)
+    if args.backend == "onnxruntime":
+        recognizer = _onnx_recognizer(args, parser)
+    else:
+        recognizer = recognizer_from_args(args, max_segment_seconds=args.max_segment_seconds)
     if args.streaming:
         return _stream_all(recognizer, inputs, args)
     transcripts, audio_seconds, started = [], 0.0, time.perf_counter()
@@ -108,6 +118,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     return _finish(format_transcripts(transcripts, args.format), transcripts, args)
 
 
+def _onnx_recognizer(args, parser):
+    """An OnnxRecognizer of --model, after refusing the options it does not have."""
+    from cif_plugin.runtime import OnnxRecognizer
+
+    unsupported = {
+        "--streaming": args.streaming,
+        "--lm-path": args.lm_path,
+        "--ngram-lm-path": args.ngram_lm_path,
+        "--hotwords": args.hotwords,
+        "--data": args.data,
+    }
+    given = [option for option, value in unsupported.items() if value]
+    if given:
+        parser.error(f"--backend onnxruntime does not take {', '.join(given)}")
+    return OnnxRecognizer(args.model, beam=args.beam, onset=args.onset)
+
+
 def _finish(text: str, transcripts, args) -> int:
     """Write the formatted results; exit status 1 when an input failed."""
     if args.output:
@@ -122,6 +149,9 @@ def _finish(text: str, transcripts, args) -> int:
 
 def _stream_all(recognizer, inputs, args) -> int:
     """--streaming: every input through its own session; final results in --format."""
+    from cif_plugin.inference.audio import read_input
+    from cif_plugin.tasks.fbank_features import AudioError
+
     try:
         recognizer.stream(args.chunk_ms)  # a model or chunk that cannot stream fails before any input
     except ValueError as error:
@@ -152,6 +182,8 @@ def _stream_all(recognizer, inputs, args) -> int:
 
 def _stream_one(recognizer, waveform, name: str, args):
     """One input fed in pieces of one chunk: (final Transcript, its tokens with emission times)."""
+    from cif_plugin.tasks.fbank_features import SAMPLE_RATE
+
     session = recognizer.stream(args.chunk_ms)
     samples = waveform[0].numpy()
     piece = round(session.chunk_size * recognizer.frame_seconds * SAMPLE_RATE)

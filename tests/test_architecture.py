@@ -17,6 +17,19 @@ FORBIDDEN = {
     "criterions": {"generation", "models", "tasks", "inference"},
     "generation": {"models", "criterions", "tasks", "inference"},
     "models": {"criterions", "tasks", "inference"},
+    # the ONNX runtime runs without torch and fairseq (tests/test_onnx_export.py runs it so)
+    "runtime": {
+        "modules",
+        "models",
+        "criterions",
+        "generation",
+        "tasks",
+        "export",
+        "torch",
+        "torchaudio",
+        "fairseq",
+        "fairseq_cli",
+    },  # fmt: skip
 }
 
 

@@ -69,3 +69,21 @@ def test_copies_go_when_their_weight_goes():
     assert key in inference_linear._COPIES
     del layer
     assert key not in inference_linear._COPIES
+
+
+def test_an_optimiser_step_through_param_data_is_seen():
+    """fairseq's Adam writes ``p.data`` in place (no version bump, same pointer): the validation
+    inside a training run must still read the stepped weights."""
+    from fairseq.optim.adam import Adam
+
+    torch.manual_seed(0)
+    layer = nn.Linear(8, 4)
+    x = torch.randn(5, 8)
+    with torch.no_grad():
+        apply_linear(layer, x)  # caches copies of the weight
+    optimizer = Adam(layer.parameters(), lr=0.1)
+    layer(x).sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        torch.testing.assert_close(apply_linear(layer, x), layer(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(apply_linear(layer, x[:1]), layer(x[:1]), rtol=1e-5, atol=1e-5)

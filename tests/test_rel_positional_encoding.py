@@ -3,6 +3,7 @@ grow its table."""
 
 import threading
 
+import pytest
 import torch
 from fairseq.modules import RelPositionalEncoding
 
@@ -39,3 +40,12 @@ def test_threads_growing_the_table_each_get_their_own_length():
     for thread in threads:
         thread.join()
     assert not failures
+
+
+@pytest.mark.parametrize("length", [1, 7, 150, 700])
+def test_encodings_computed_for_a_traced_graph_equal_the_table(length):
+    """The tableless encodings a graph export traces equal what fairseq's table gives, also past
+    the table's initial size."""
+    encoding = ThreadSafeRelPositionalEncoding(200, 32)
+    x = torch.randn(length, 2, 32)
+    assert torch.equal(encoding._computed(x), encoding(x))

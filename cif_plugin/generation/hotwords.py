@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
+from ..decoding_defaults import DEFAULT_HOTWORD_SCORE
 from .context_graph import ContextGraph
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HOTWORD_SCORE = 2.0
 NO_HOTWORDS_WITH_VITERBI = "hotword biasing works with CIF and CTC models; ASG models decode with Viterbi"
 
 

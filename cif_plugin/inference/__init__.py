@@ -1,17 +1,26 @@
 """The inference library: :class:`Recognizer` for every model family, batched and long-audio
-transcription, model packages, output formats. The scripts are thin command lines over it."""
+transcription, model packages, output formats. The scripts are thin command lines over it.
 
-from .audio import NamedAudio
-from .packages import PackageError, export_package, verify_package
-from .recognizer import Recognizer
-from .results import TokenTiming, Transcript
+The names below are imported on first use, so the torch-free modules of this package (``results``,
+``output_formats``, ``timestamps``) load without torch for the ONNX runtime (``cif_plugin.runtime``).
+"""
 
-__all__ = [
-    "NamedAudio",
-    "PackageError",
-    "Recognizer",
-    "TokenTiming",
-    "Transcript",
-    "export_package",
-    "verify_package",
-]
+import importlib
+
+_EXPORTS = {
+    "NamedAudio": ".audio",
+    "PackageError": ".packages",
+    "export_package": ".packages",
+    "verify_package": ".packages",
+    "Recognizer": ".recognizer",
+    "TokenTiming": ".results",
+    "Transcript": ".results",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)

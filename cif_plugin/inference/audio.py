@@ -1,6 +1,5 @@
 """Inputs of the recogniser: audio files or in-memory waveforms, as 16 kHz mono float32."""
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Tuple, Union
 
@@ -9,28 +8,12 @@ import torch
 import torchaudio
 
 from ..tasks.fbank_features import SAMPLE_RATE, AudioError, load_waveform
+from .audio_inputs import NamedAudio, NamedFile, input_name
 
 __all__ = ["AudioInput", "NamedAudio", "NamedFile", "input_name", "read_input"]
 
 # A path, (samples, sample rate) with samples (N,) or (channels, N), a NamedAudio or a NamedFile.
 AudioInput = Union[str, Path, Tuple[Union[np.ndarray, torch.Tensor], int], "NamedAudio", "NamedFile"]
-
-
-@dataclass
-class NamedAudio:
-    """An in-memory waveform with the name its transcript is reported under."""
-
-    name: str
-    samples: Union[np.ndarray, torch.Tensor]
-    sample_rate: int
-
-
-@dataclass
-class NamedFile:
-    """An audio file with the name its transcript is reported under (a ``wav.scp`` id)."""
-
-    name: str
-    path: Path
 
 
 def _in_memory(name: str, samples, sample_rate: int) -> torch.Tensor:
@@ -47,13 +30,6 @@ def _in_memory(name: str, samples, sample_rate: int) -> torch.Tensor:
     if sample_rate != SAMPLE_RATE:
         waveform = torchaudio.functional.resample(waveform, int(sample_rate), SAMPLE_RATE)
     return waveform
-
-
-def input_name(item: AudioInput, index: int) -> str:
-    """A file's path, a NamedAudio's name, or ``input<index>`` for a bare (samples, rate) pair."""
-    if isinstance(item, (NamedAudio, NamedFile)):
-        return item.name
-    return f"input{index}" if isinstance(item, tuple) else str(item)
 
 
 def read_input(item: AudioInput, index: int) -> torch.Tensor:

@@ -4,9 +4,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..generation.hotwords import DEFAULT_HOTWORD_SCORE
-from ..modules.cif import DECODING_TAIL_THRESHOLD
-from .recognizer import Recognizer
+from ..decoding_defaults import DECODING_TAIL_THRESHOLD, DEFAULT_HOTWORD_SCORE
 
 __all__ = ["add_model_arguments", "recognizer_from_args"]
 
@@ -58,7 +56,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
 
 
-def recognizer_from_args(args: argparse.Namespace, **kwargs) -> Recognizer:
+def recognizer_from_args(args: argparse.Namespace, **kwargs):
+    """A :class:`~cif_plugin.inference.Recognizer` of the options (imported here: the options
+    themselves load without torch)."""
+    from .recognizer import Recognizer
+
     logging.getLogger("fairseq").setLevel(logging.WARNING)
     logging.getLogger("cif_plugin").setLevel(logging.WARNING)
     return Recognizer.from_pretrained(

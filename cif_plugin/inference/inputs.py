@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Iterable, List
 
-from .audio import AudioInput, NamedFile
+from .audio_inputs import NamedFile
 
 __all__ = ["AUDIO_EXTENSIONS", "collect_inputs", "read_list_file", "read_wav_scp"]
 
@@ -38,10 +38,10 @@ def read_list_file(path: Path) -> List[Path]:
 
 def collect_inputs(
     paths: Iterable[Path], list_files: Iterable[Path] = (), wav_scps: Iterable[Path] = ()
-) -> List[AudioInput]:
+) -> List:
     """Files as given, folders as their audio files (recursive, sorted), then list files and wav.scp
     entries. A path that does not exist is kept: its transcript reports it."""
-    inputs: List[AudioInput] = []
+    inputs: List = []
     for path in map(Path, paths):
         if path.is_dir():
             inputs += sorted(

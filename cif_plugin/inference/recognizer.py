@@ -98,9 +98,12 @@ class Recognizer:
         data: Optional[str] = None,
         hotwords: Optional[HotwordSource] = None,
         hotword_score: float = DEFAULT_HOTWORD_SCORE,
+        backend: str = "torch",
         **kwargs,
     ) -> "Recognizer":
-        """A recogniser from a model package (``scripts/export_model.py``) or a checkpoint.
+        """A recogniser from a model package (``scripts/export_model.py``) or a checkpoint; with
+        ``backend="onnxruntime"``, an :class:`~cif_plugin.runtime.OnnxRecognizer` of a folder written
+        by ``scripts/export_onnx.py`` (same ``transcribe``, no torch; docs/onnx.md).
 
         Args:
             path: a package folder, or a checkpoint of s2t_cif_transformer, s2t_ctc_conformer or
@@ -112,8 +115,22 @@ class Recognizer:
             data (str, optional): the data folder of a checkpoint, if not the one it was trained on.
             hotwords, hotword_score: phrases to bias the search towards (a file, or a list of
                 phrases / (phrase, score) pairs; CIF and CTC models), see :meth:`set_hotwords`.
-            **kwargs: ``onset``, ``max_segment_seconds``.
+            backend (str): "torch", or "onnxruntime" (greedy or beam search; no LM, hotwords or
+                ``data``; CPU).
+            **kwargs: ``onset``, ``max_segment_seconds`` (torch).
         """
+        if backend == "onnxruntime":
+            given = {"lm_path": lm_path, "ngram_lm_path": ngram_lm_path, "hotwords": hotwords, "data": data}
+            unsupported = [name for name, value in given.items() if value] + (
+                ["device"] if device != "cpu" else []
+            )
+            if unsupported:
+                raise ValueError(f"the onnxruntime backend does not take {', '.join(unsupported)}")
+            from ..runtime import OnnxRecognizer
+
+            return OnnxRecognizer(path, beam=beam, onset=kwargs.get("onset", 0.1))
+        if backend != "torch":
+            raise ValueError(f"backend {backend!r}: 'torch' or 'onnxruntime'")
         path = Path(path)
         if is_package(path):
             verify_package(path)

@@ -48,7 +48,7 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
         query_u, query_v = query + self.pos_bias_u.unsqueeze(1), query + self.pos_bias_v.unsqueeze(1)
         positions = self._position_heads(pos_emb)
         position_scores = self.rel_shift(torch.matmul(query_v, positions.transpose(-2, -1)))  # (B, H, T, T)
-        if padding_mask is not None and not padding_mask.any():
+        if padding_mask is not None and not torch.jit.is_tracing() and not padding_mask.any():
             padding_mask = None
         if query.dtype != torch.float32:
             scores = (torch.matmul(query_u, key.transpose(-2, -1)) + position_scores) / math.sqrt(self.d_k)

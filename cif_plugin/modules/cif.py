@@ -9,14 +9,12 @@ from typing import NamedTuple, Optional
 
 from torch import Tensor, nn
 
+from ..decoding_defaults import DECODING_TAIL_THRESHOLD
 from .cif_weight_predictor import CifWeightPredictor
 from .integrate_and_fire import integrate_and_fire, scale_to_target_lengths
 from .masks import padding_mask_from_lengths
 
 __all__ = ["DECODING_TAIL_THRESHOLD", "Cif", "CifOutput"]
-
-# The tail threshold the paper decodes with (validation uses the model's own, 0.5 by default).
-DECODING_TAIL_THRESHOLD = 0.4
 
 
 class CifOutput(NamedTuple):

@@ -55,7 +55,7 @@ class Conv2dSubsampler(nn.Module):
         Returns:
             (Tensor, Tensor): (B, T', D) output, zero at padded frames, and (B,) output lengths.
         """
-        if len(self.kernel_sizes) == 1:
+        if len(self.kernel_sizes) == 1 and not torch.jit.is_tracing():  # graph export: no Unfold op
             x = _single_conv_frames(self.convs[0], features)
         else:
             x = self.convs(features.unsqueeze(1))  # (B, channels, T', F')

@@ -1,7 +1,8 @@
 """``nn.functional.linear`` for inference on the CPU, on weight copies laid out for its fastest kernels.
 
 With gradients off, on the CPU in float32, ``linear`` multiplies by a copy of the weight made once
-and kept until the weight changes (an optimiser step, ``load_state_dict``, or a ``.data`` swap):
+and kept until the weight changes (an in-place write or a ``.data`` swap; every optimiser step
+drops all copies):
 
 - one input row (a greedy decoding step): a contiguous (in, out) transpose, which the matrix-vector
   kernel reads about twice as fast as ``nn.Linear``'s (out, in) layout (the step's cost is reading
@@ -10,8 +11,9 @@ and kept until the weight changes (an optimiser step, ``load_state_dict``, or a 
   10-35 % faster than the stock kernel on the encoder's and the beam's shapes.
 
 Same sums, other rounding (within 1e-5 of ``nn.functional.linear``, tests/test_inference_linear.py).
-Anything else (training, half precision, other devices) is plain ``nn.functional.linear``. The
-copies cost memory: one more copy of each weight used this way. See benchmarks/bench_decode.py.
+Anything else (training, half precision, other devices, tracing for graph export) is plain
+``nn.functional.linear``. The copies cost memory: one more copy of each weight used this way. See
+benchmarks/bench_decode.py.
 """
 
 import weakref
@@ -19,12 +21,23 @@ from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 __all__ = ["linear", "apply_linear", "transposed"]
 
 _PACK_HINT = 64  # rows oneDNN tunes the packed layout for
 _COPIES: Dict[Tuple[int, str], tuple] = {}  # (id(weight), layout) -> (weak reference, stamp, copy)
 _onednn_works = hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
+
+
+def _forget_copies(*unused) -> None:
+    _COPIES.clear()
+
+
+# Optimisers (fairseq's Adam among them) update ``param.data`` in place, which changes neither the
+# data pointer nor the parameter's version counter: every optimiser step drops the copies, or the
+# validation inside a training run would read the weights of an earlier step.
+register_optimizer_step_post_hook(_forget_copies)
 
 
 def _copy(weight: Tensor, layout: str) -> Tensor:
@@ -52,7 +65,7 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     map it is).
     """
     global _onednn_works
-    plain = torch.is_grad_enabled() or x.device.type != "cpu"
+    plain = torch.is_grad_enabled() or x.device.type != "cpu" or torch.jit.is_tracing()
     if plain or x.dtype != torch.float32 or weight.dtype != x.dtype:
         return nn.functional.linear(x, weight.flatten(1), bias)
     rows = x.numel() // x.size(-1)

@@ -41,9 +41,10 @@ def max_pool_time(x: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
         (Tensor, Tensor): (B, ceil(T / 2), C) pooled frames, zero at padding; (B,) new lengths.
     """
     x = x.masked_fill(padding_mask_from_lengths(lengths, x.size(1)).unsqueeze(-1), float("-inf"))
-    if x.size(1) % 2:
-        x = nn.functional.pad(x, (0, 0, 0, 1), value=float("-inf"))
-    pooled = torch.maximum(x[:, 0::2], x[:, 1::2])
+    # one padded frame always, then ceil(T / 2) pairs: no branch on the length (graph export)
+    x = nn.functional.pad(x, (0, 0, 0, 1), value=float("-inf"))
+    odd = x[:, 1::2]
+    pooled = torch.maximum(x[:, 0::2][:, : odd.size(1)], odd)
     new_lengths = pooled_lengths(lengths)
     return pooled.masked_fill(
         padding_mask_from_lengths(new_lengths, pooled.size(1)).unsqueeze(-1), 0.0

@@ -5,7 +5,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..token_span import TokenSpan
+from ..token_span import TokenSpan, asg_token_spans, collapse_repeats
 
 __all__ = ["asg_decode", "asg_token_spans", "asg_viterbi", "collapse_repeats"]
 
@@ -40,40 +40,6 @@ def asg_viterbi(
         path.append(label)
     path = torch.stack(path[::-1], dim=1).tolist()
     return [row[:length] for row, length in zip(path, lengths.tolist(), strict=True)], final_score
-
-
-def collapse_repeats(path: List[int]) -> List[int]:
-    """Frame labels -> tokens: consecutive equal labels are one token."""
-    return [label for t, label in enumerate(path) if t == 0 or label != path[t - 1]]
-
-
-def asg_token_spans(path: Sequence[int], replabels: Sequence[int]) -> List[TokenSpan]:
-    """Tokens of a frame path with their frames: each run of one label is a token, and a replabel
-    run standing for k repetitions of the token before it gives k tokens sharing its frames evenly
-    (the tokens are those of ``unpack_replabels(collapse_repeats(path))``; when k exceeds the run's
-    frames some of them are empty).
-
-    Example: path [5, 5, 7, 1, 1] with replabels [1] ("1" = one repetition) -> (5, 0, 2),
-    (7, 2, 3), (7, 3, 5).
-    """
-    count = {replabel: k for k, replabel in enumerate(replabels, start=1)}
-    spans, previous, start = [], None, 0
-    for t in range(1, len(path) + 1):
-        if t < len(path) and path[t] == path[start]:
-            continue
-        label = path[start]
-        if label in count:
-            if previous is not None:
-                repeats = count[label]
-                for k in range(repeats):
-                    first = start + (t - start) * k // repeats
-                    spans.append(TokenSpan(previous, first, start + (t - start) * (k + 1) // repeats))
-            previous = None
-        else:
-            spans.append(TokenSpan(label, start, t))
-            previous = label
-        start = t
-    return spans
 
 
 def asg_decode(

@@ -1,0 +1,163 @@
+"""The modules traced into ONNX graphs (docs/onnx.md): what each family's search reads, and nothing else.
+
+Every graph takes (B, T, F) features and (B,) frame counts with B and T dynamic:
+
+- CIF: :class:`CifEncoderGraph` (conformer, CTC head, CIF weights, integrate-and-fire) and
+  :class:`CifDecoderStepGraph` (one step of the autoregressive decoder over a key/value cache);
+- CTC: :class:`CtcEncoderGraph` (log-probabilities);
+- ASG: :class:`AsgEncoderGraph` (emissions; the transition matrix, a constant, is saved beside it).
+
+The encoder is the model's own forward, which avoids control flow on the input's values while it
+is being traced (see ``torch.jit.is_tracing`` in the attention and the linear layers); the CIF uses
+:func:`~cif_plugin.modules.integrate_and_fire_dense.integrate_and_fire_dense`, the same fires as
+training and PyTorch decoding without a host read of the token count.
+"""
+
+from typing import Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..models.cif_decoder import CifArDecoder
+from ..modules.integrate_and_fire_dense import integrate_and_fire_dense
+from ..modules.masks import padding_mask_from_lengths
+
+__all__ = [
+    "AsgEncoderGraph",
+    "CifDecoderStepGraph",
+    "CifEncoderGraph",
+    "CtcEncoderGraph",
+    "CIF_ENCODER_OUTPUTS",
+    "DECODER_STEP_INPUTS",
+    "DECODER_STEP_OUTPUTS",
+]
+
+CIF_ENCODER_OUTPUTS = (
+    "cif_out",
+    "fire_counts",
+    "fire_frames",
+    "cif_weights",
+    "encoder_lengths",
+    "ctc_log_probs",
+)
+DECODER_STEP_INPUTS = ("prev_tokens", "prev_cif", "cif", "step", "cache")
+DECODER_STEP_OUTPUTS = ("logits", "next_cache")
+
+
+class _EncoderGraph(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def encode(self, features: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        output = self.model.forward_encoder(features, lengths, self.model.encoder.chunk_size)
+        return output["encoder_out"], output["encoder_lengths"]
+
+
+class CifEncoderGraph(_EncoderGraph):
+    """(B, T, F) features, (B,) lengths -> ``CIF_ENCODER_OUTPUTS``: cif_out (B, N, C), fire_counts
+    (B,), fire_frames (B, N), cif_weights (B, T'), encoder_lengths (B,), ctc_log_probs (B, T', V).
+
+    Args:
+        model: an ``S2TCifTransformerModel`` in eval mode.
+        tail_threshold (float): the CIF tail firing threshold decoding uses.
+    """
+
+    def __init__(self, model, tail_threshold: float):
+        super().__init__(model)
+        cif = model.cif
+        self.tail_threshold = tail_threshold if cif.apply_tail_handling else None
+
+    def forward(self, features: Tensor, lengths: Tensor):
+        encoder_out, encoder_lengths = self.encode(features, lengths)
+        cif = self.model.cif
+        padding_mask = padding_mask_from_lengths(encoder_lengths, encoder_out.size(1))
+        alpha = cif.weight_predictor(encoder_out, padding_mask, self.model.encoder.chunk_size)
+        fired = integrate_and_fire_dense(
+            encoder_out, alpha, encoder_lengths, cif.threshold, self.tail_threshold
+        )
+        cif_out = fired.cif_out.to(encoder_out.dtype)
+        if cif.output_proj is not None:
+            cif_out = cif.output_proj(cif_out)
+        ctc_log_probs = torch.log_softmax(self.model.forward_ctc(encoder_out).float(), dim=-1)
+        return cif_out, fired.fire_counts, fired.fire_frames, alpha, encoder_lengths, ctc_log_probs
+
+
+class CtcEncoderGraph(_EncoderGraph):
+    """(B, T, F), (B,) -> ctc_log_probs (B, T', V), encoder_lengths (B,) of an ``S2TCtcConformerModel``."""
+
+    def forward(self, features: Tensor, lengths: Tensor):
+        encoder_out, encoder_lengths = self.encode(features, lengths)
+        return torch.log_softmax(self.model.ctc_proj(encoder_out).float(), dim=-1), encoder_lengths
+
+
+class AsgEncoderGraph(_EncoderGraph):
+    """(B, T, F), (B,) -> emissions (B, T', V), encoder_lengths (B,) of an ``S2TAsgConformerModel``
+    (Viterbi reads the emissions as scores, unnormalised)."""
+
+    def forward(self, features: Tensor, lengths: Tensor):
+        encoder_out, encoder_lengths = self.encode(features, lengths)
+        emissions = self.model.output_proj(encoder_out).float()
+        return emissions, encoder_lengths
+
+
+class CifDecoderStepGraph(nn.Module):
+    """One step of ``CifArDecoder`` for R rows (utterances x beams) over a cache of the S earlier steps.
+
+    Step i reads [scaled embedding(y_{i-1}) ; c_{i-1}] (``prev_tokens``, ``prev_cif``; ``</s>`` and
+    zeros at step 0) and its output layer reads [h_i ; c_i] (``cif``). ``cache`` (L, 2, R, H, S, d)
+    holds every layer's keys and values of steps 0..S-1 (S = ``step``); the graph returns the
+    (R, V) logits and the cache with this step's keys and values appended. The same arithmetic as
+    ``cif_plugin.generation.cached_decoding.CifDecoderSteps``.
+
+    Args:
+        decoder (CifArDecoder): in eval mode.
+    """
+
+    def __init__(self, decoder: CifArDecoder):
+        super().__init__()
+        self.decoder = decoder
+        positions = decoder.max_target_positions
+        if decoder.embed_positions is not None:
+            dummy = torch.full((1, positions), decoder.padding_idx + 1, dtype=torch.long)
+            table = decoder.embed_positions(dummy)[0].detach()
+        else:
+            table = torch.zeros(positions, decoder.input_proj.out_features)
+        self.register_buffer("position_table", table, persistent=False)
+
+    def forward(self, prev_tokens: Tensor, prev_cif: Tensor, cif: Tensor, step: Tensor, cache: Tensor):
+        decoder = self.decoder
+        embedded = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
+        x = decoder.input_proj(torch.cat([embedded, prev_cif], dim=-1)) + self.position_table[step]
+        caches = []
+        for index, layer in enumerate(decoder.layers):
+            residual = x
+            if layer.normalize_before:
+                x = layer.self_attn_layer_norm(x)
+            attended, layer_cache = self._self_attention(layer.self_attn, x, cache[index])
+            caches.append(layer_cache)
+            x = residual + attended
+            if not layer.normalize_before:
+                x = layer.self_attn_layer_norm(x)
+            residual = x
+            if layer.normalize_before:
+                x = layer.final_layer_norm(x)
+            x = residual + layer.fc2(layer.activation_fn(layer.fc1(x)))
+            if not layer.normalize_before:
+                x = layer.final_layer_norm(x)
+        if decoder.layer_norm is not None:
+            x = decoder.layer_norm(x)
+        logits = decoder.output_projection(decoder.output_concat_proj(torch.cat([x, cif], dim=-1)))
+        return logits, torch.stack(caches)
+
+    @staticmethod
+    def _self_attention(attention, x: Tensor, cache: Tensor) -> Tuple[Tensor, Tensor]:
+        """(R, C) step inputs, (2, R, H, S, d) cache -> (R, C) output, (2, R, H, S + 1, d) cache."""
+        rows, heads, head_dim = x.size(0), attention.num_heads, attention.head_dim
+        query = (attention.q_proj(x) * attention.scaling).view(rows, heads, 1, head_dim)
+        key = attention.k_proj(x).view(1, rows, heads, 1, head_dim)
+        value = attention.v_proj(x).view(1, rows, heads, 1, head_dim)
+        cache = torch.cat([cache, torch.cat([key, value], dim=0)], dim=3)
+        weights = torch.softmax(torch.matmul(query, cache[0].transpose(-1, -2)).float(), dim=-1)
+        attended = torch.matmul(weights.to(cache.dtype), cache[1])  # (R, H, 1, d)
+        return attention.out_proj(attended.view(rows, -1)), cache

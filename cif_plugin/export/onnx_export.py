@@ -1,0 +1,281 @@
+"""Export a trained model to an ONNX folder that decodes with onnxruntime alone (docs/onnx.md).
+
+``export_onnx(model, out_dir)`` traces the family's graphs (``graphs.py``) with a 3 s input and
+dynamic batch and time axes, checks each against PyTorch on a longer batch with padding, and writes
+the manifest ``cif_plugin.runtime`` reads: the dictionary, the evaluation feature transforms, the
+encoder frame length, the search settings, and the SHA-256 of every file. ``quantize="int8"``
+rewrites the MatMul and Gemm weights to int8 with onnxruntime's dynamic quantisation.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..inference.recognizer import Recognizer
+from ..models.s2t_asg_conformer import S2TAsgConformerModel
+from ..models.s2t_cif_transformer import S2TCifTransformerModel
+from ..models.s2t_ctc_conformer import S2TCtcConformerModel
+from ..modules.cif import DECODING_TAIL_THRESHOLD
+from ..ops.ctc import ctc_blank_index
+from ..runtime.bundle import GRAPH_SIGNATURES, ONNX_FORMAT, ONNX_MANIFEST, file_sha256
+from ..tasks.fbank_features import FRAME_SHIFT_SECONDS, NUM_MEL_BINS, SAMPLE_RATE
+from .graphs import AsgEncoderGraph, CifDecoderStepGraph, CifEncoderGraph, CtcEncoderGraph
+
+__all__ = ["DEFAULT_OPSET", "export_onnx", "export_recognizer"]
+
+DEFAULT_OPSET = 17
+EXPORT_SECONDS = 3.0  # the traced input: the graphs must not depend on it
+_CHECK_TOLERANCE = 1e-4  # relative to the output's largest magnitude, at least 1
+_ENCODER_AXES = {
+    "features": {0: "batch", 1: "frames"},
+    "lengths": {0: "batch"},
+    "cif_out": {0: "batch", 1: "tokens"},
+    "fire_counts": {0: "batch"},
+    "fire_frames": {0: "batch", 1: "tokens"},
+    "cif_weights": {0: "batch", 1: "encoder_frames"},
+    "encoder_lengths": {0: "batch"},
+    "ctc_log_probs": {0: "batch", 1: "encoder_frames"},
+    "emissions": {0: "batch", 1: "encoder_frames"},
+}
+
+
+def _family(model) -> str:
+    if isinstance(model, S2TCifTransformerModel):
+        if not hasattr(model.decoder, "embed_tokens"):
+            raise ValueError(
+                "the ONNX export covers the autoregressive CIF decoder; this model's decoder is NAR"
+            )
+        return "cif"
+    if isinstance(model, S2TCtcConformerModel):
+        return "ctc"
+    if isinstance(model, S2TAsgConformerModel):
+        return "asg"
+    raise ValueError(f"no ONNX export for {type(model).__name__}")
+
+
+def _feature_transforms(recognizer: Recognizer, out_dir: Path) -> List[Dict]:
+    """The evaluation feature transforms as the runtime reads them (global CMVN statistics copied)."""
+    transforms = []
+    composite = recognizer.features.transforms
+    for transform in composite.transforms if composite is not None else []:
+        name = type(transform).__name__
+        if name == "UtteranceCMVN":
+            transforms.append(
+                {
+                    "name": "utterance_cmvn",
+                    "norm_means": transform.norm_means,
+                    "norm_vars": transform.norm_vars,
+                }
+            )
+        elif name == "GlobalCMVN":
+            np.savez(out_dir / "global_cmvn.npz", mean=transform.mean, std=transform.std)
+            transforms.append({"name": "global_cmvn", "file": "global_cmvn.npz"})
+        else:
+            raise ValueError(
+                f"the ONNX runtime has no {name} feature transform (utterance or global CMVN only)"
+            )
+    return transforms
+
+
+def _export(
+    graph: torch.nn.Module, args: tuple, path: Path, family: str, dynamic_axes: Dict, opset: int
+) -> None:
+    inputs, outputs = GRAPH_SIGNATURES[family][path.name]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(
+            graph,
+            args,
+            str(path),
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+
+
+def _check(graph: torch.nn.Module, args: tuple, path: Path) -> None:
+    """The exported graph against PyTorch on ``args`` (another shape than the traced one)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = graph(*args)
+    feeds = {node.name: arg.numpy() for node, arg in zip(session.get_inputs(), args, strict=True)}
+    for node, want, got in zip(session.get_outputs(), expected, session.run(None, feeds), strict=True):
+        want = want.detach().numpy()
+        if want.shape != got.shape:
+            raise RuntimeError(f"{path}: output {node.name} has shape {got.shape}, PyTorch {want.shape}")
+        error = np.abs(want.astype(np.float64) - got).max(initial=0)
+        scale = max(1.0, float(np.abs(want).max(initial=0)))  # float32 rounding grows with the values
+        if error > _CHECK_TOLERANCE * scale:
+            raise RuntimeError(
+                f"{path}: output {node.name} differs from PyTorch after export by {error:.3g} "
+                f"(largest value {scale:.3g})"
+            )
+
+
+def _encoder_graph(model, family: str, tail_threshold: float) -> torch.nn.Module:
+    if family == "cif":
+        return CifEncoderGraph(model, tail_threshold).eval()
+    return (CtcEncoderGraph if family == "ctc" else AsgEncoderGraph)(model).eval()
+
+
+def _export_decoder_step(model, out_dir: Path, opset: int) -> Dict:
+    decoder = model.decoder
+    graph = CifDecoderStepGraph(decoder).eval()
+    attention = decoder.layers[0].self_attn
+    layers, heads, head_dim = len(decoder.layers), attention.num_heads, attention.head_dim
+    cif_dim = decoder.input_proj.in_features - decoder.embed_tokens.embedding_dim
+
+    def example(rows: int, steps: int):
+        generator = torch.Generator().manual_seed(rows * 100 + steps)
+        return (
+            torch.randint(4, len(decoder.dictionary), (rows,), generator=generator),
+            torch.randn(rows, cif_dim, generator=generator),
+            torch.randn(rows, cif_dim, generator=generator),
+            torch.tensor(steps),
+            torch.randn(layers, 2, rows, heads, steps, head_dim, generator=generator),
+        )
+
+    path = out_dir / "decoder_step.onnx"
+    axes = {
+        "prev_tokens": {0: "rows"},
+        "prev_cif": {0: "rows"},
+        "cif": {0: "rows"},
+        "cache": {2: "rows", 4: "steps"},
+        "logits": {0: "rows"},
+        "next_cache": {2: "rows", 4: "next_steps"},
+    }
+    _export(graph, example(2, 3), path, "cif", axes, opset)
+    _check(graph, example(5, 0), path)
+    _check(graph, example(3, 7), path)
+    return {
+        "layers": layers,
+        "heads": heads,
+        "head_dim": head_dim,
+        "cif_dim": cif_dim,
+        "max_steps": decoder.max_target_positions,
+    }
+
+
+def _quantize(out_dir: Path, names: List[str]) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for name in names:
+        path = out_dir / name
+        quantized = path.with_suffix(".int8.onnx")
+        quantize_dynamic(
+            str(path), str(quantized), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8
+        )
+        os.replace(quantized, path)
+
+
+def export_onnx(
+    model_path: Path,
+    out_dir: Path,
+    opset: int = DEFAULT_OPSET,
+    quantize: Optional[str] = None,
+    tail_threshold: float = DECODING_TAIL_THRESHOLD,
+    data: Optional[Path] = None,
+) -> Dict:
+    """Export a package or checkpoint (any family) to ``out_dir``; returns the manifest.
+
+    Args:
+        model_path: a model package (``scripts/export_model.py``) or a checkpoint.
+        out_dir: the folder to write (replaced atomically when it exists).
+        opset (int): ONNX opset of the graphs.
+        quantize (str, optional): "int8": dynamic int8 quantisation of the MatMul/Gemm weights.
+        tail_threshold (float): CIF models: the tail firing threshold baked into the encoder graph.
+        data: a checkpoint's data folder, if not the one it was trained on.
+    """
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    recognizer = Recognizer.from_pretrained(model_path, data=data)
+    return export_recognizer(recognizer, out_dir, opset, quantize, tail_threshold, source=str(model_path))
+
+
+def export_recognizer(
+    recognizer: Recognizer,
+    out_dir: Path,
+    opset: int = DEFAULT_OPSET,
+    quantize: Optional[str] = None,
+    tail_threshold: float = DECODING_TAIL_THRESHOLD,
+    source: Optional[str] = None,
+) -> Dict:
+    """:func:`export_onnx` of a loaded recogniser's model (``source``: its origin, for the manifest)."""
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    model, dictionary = recognizer.model, recognizer.dictionary
+    family = _family(model)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        manifest = _write_bundle(
+            recognizer, model, dictionary, family, staging, opset, quantize, tail_threshold
+        )
+        manifest["source"] = source
+        manifest_text = json.dumps(manifest, ensure_ascii=False, indent=1)
+        (staging / ONNX_MANIFEST).write_text(manifest_text, encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _write_bundle(
+    recognizer, model, dictionary, family, out_dir: Path, opset, quantize, tail_threshold
+) -> Dict:
+    frames = int(EXPORT_SECONDS / FRAME_SHIFT_SECONDS)
+    graph = _encoder_graph(model, family, tail_threshold)
+    inputs, outputs = GRAPH_SIGNATURES[family]["encoder.onnx"]
+    axes = {name: _ENCODER_AXES[name] for name in inputs + outputs if name in _ENCODER_AXES}
+    generator = torch.Generator().manual_seed(0)
+    traced = (torch.randn(1, frames, NUM_MEL_BINS, generator=generator), torch.tensor([frames]))
+    _export(graph, traced, out_dir / "encoder.onnx", family, axes, opset)
+    longer = torch.randn(3, 2 * frames + 37, NUM_MEL_BINS, generator=generator)
+    _check(graph, (longer, torch.tensor([2 * frames + 37, frames + 5, 2 * frames])), out_dir / "encoder.onnx")
+    manifest = {
+        "format": ONNX_FORMAT,
+        "family": family,
+        "architecture": getattr(recognizer.task.args, "arch", None),
+        "sample_rate": SAMPLE_RATE,
+        "num_mel_bins": NUM_MEL_BINS,
+        "frame_seconds": recognizer.frame_seconds,
+        "frame_stride": model.encoder.frame_stride,
+        "feature_transforms": _feature_transforms(recognizer, out_dir),
+        "symbols": list(dictionary.symbols),
+        "special": {
+            "bos": dictionary.bos(),
+            "pad": dictionary.pad(),
+            "eos": dictionary.eos(),
+            "unk": dictionary.unk(),
+        },
+        "sentencepiece": recognizer.bpe,
+        "opset": opset,
+        "quantized": quantize,
+    }
+    if family == "cif":
+        manifest["decoder"] = _export_decoder_step(model, out_dir, opset)
+        manifest["tail_threshold"] = tail_threshold
+        manifest["blank"] = ctc_blank_index(dictionary)
+    elif family == "ctc":
+        manifest["blank"] = ctc_blank_index(dictionary)
+    else:
+        manifest["replabels"] = list(model.replabels)
+        np.save(out_dir / "transitions.npy", model.transitions.detach().float().numpy())
+    if quantize:
+        _quantize(out_dir, list(GRAPH_SIGNATURES[family]))
+    manifest["files"] = {path.name: file_sha256(path) for path in sorted(out_dir.iterdir()) if path.is_file()}
+    return manifest

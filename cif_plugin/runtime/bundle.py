@@ -1,0 +1,107 @@
+"""An exported ONNX model folder (``scripts/export_onnx.py``, docs/onnx.md) and its check on load.
+
+The folder holds ``onnx_model.json`` (the manifest: family, dictionary, feature transforms, search
+settings and the SHA-256 of every file), ``encoder.onnx``, for CIF models ``decoder_step.onnx``,
+for ASG models ``transitions.npy`` (the transition matrix), and any file a feature transform reads
+(global CMVN statistics). Loading checks every listed file
+against its digest and every graph's inputs and outputs against what its family's search reads, so
+a corrupt, truncated or mismatched folder fails with a message naming the file.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Dict, Sequence
+
+__all__ = [
+    "ONNX_MANIFEST",
+    "ONNX_FORMAT",
+    "GRAPH_SIGNATURES",
+    "BundleError",
+    "file_sha256",
+    "is_onnx_bundle",
+    "read_bundle_manifest",
+    "open_session",
+]
+
+ONNX_MANIFEST = "onnx_model.json"
+ONNX_FORMAT = 1
+
+# (inputs, outputs) of each graph, by family.
+GRAPH_SIGNATURES: Dict[str, Dict[str, tuple]] = {
+    "cif": {
+        "encoder.onnx": (
+            ("features", "lengths"),
+            ("cif_out", "fire_counts", "fire_frames", "cif_weights", "encoder_lengths", "ctc_log_probs"),
+        ),
+        "decoder_step.onnx": (("prev_tokens", "prev_cif", "cif", "step", "cache"), ("logits", "next_cache")),
+    },
+    "ctc": {"encoder.onnx": (("features", "lengths"), ("ctc_log_probs", "encoder_lengths"))},
+    "asg": {"encoder.onnx": (("features", "lengths"), ("emissions", "encoder_lengths"))},
+}
+
+
+class BundleError(ValueError):
+    """An ONNX model folder that cannot be used; the message names the file and what is wrong."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_onnx_bundle(path: Path) -> bool:
+    return (Path(path) / ONNX_MANIFEST).is_file()
+
+
+def read_bundle_manifest(folder: Path) -> Dict:
+    """The folder's manifest, after checking that every file it lists is there and unchanged."""
+    folder = Path(folder)
+    path = folder / ONNX_MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BundleError(f"{path}: not a readable ONNX model manifest ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != ONNX_FORMAT:
+        raise BundleError(f"{path}: not an ONNX model manifest of format {ONNX_FORMAT}")
+    family = manifest.get("family")
+    if family not in GRAPH_SIGNATURES:
+        raise BundleError(
+            f"{path}: unknown model family {family!r} (expected one of {sorted(GRAPH_SIGNATURES)})"
+        )
+    files = manifest.get("files", {})
+    for name in GRAPH_SIGNATURES[family]:
+        if name not in files:
+            raise BundleError(f"{path}: a {family} model needs {name}, which the manifest does not list")
+    for name, expected in files.items():
+        file = folder / name
+        if not file.is_file():
+            raise BundleError(f"{file}: missing (listed in {ONNX_MANIFEST})")
+        if file_sha256(file) != expected:
+            raise BundleError(f"{file}: corrupt or replaced (its SHA-256 differs from {ONNX_MANIFEST})")
+    return manifest
+
+
+def open_session(path: Path, signature: Sequence[tuple], threads: int = 0):
+    """An onnxruntime session of ``path`` whose input and output names are ``signature``."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
+        raise BundleError(f"{path}: onnxruntime cannot load it ({error})") from None
+    inputs = tuple(node.name for node in session.get_inputs())
+    outputs = tuple(node.name for node in session.get_outputs())
+    if (inputs, outputs) != tuple(signature):
+        raise BundleError(
+            f"{path}: inputs {inputs} and outputs {outputs} are not the expected "
+            f"{signature[0]} -> {signature[1]}"
+        )
+    return session

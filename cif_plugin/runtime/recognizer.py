@@ -1,0 +1,169 @@
+"""``OnnxRecognizer``: transcription with an exported ONNX folder and onnxruntime, without torch or
+fairseq (docs/onnx.md).
+
+    recognizer = OnnxRecognizer("exp/onnx", beam=10)
+    for transcript in recognizer.transcribe(["a.wav"]):
+        print(transcript.text, transcript.tokens)
+
+The same results as :class:`cif_plugin.inference.Recognizer` on the model it was exported from:
+utterances are sorted by length and encoded in batches (a result does not depend on its batch),
+searched one by one, and given token times by the same rules (``cif_plugin.inference.timestamps``).
+Inputs are decoded whole (no splitting at pauses).
+"""
+
+from pathlib import Path
+from typing import Iterable, List
+
+import numpy as np
+
+from ..inference.audio_inputs import input_name
+from ..inference.results import TokenTiming, Transcript
+from ..inference.timestamps import cif_token_times, span_times
+from .audio import SAMPLE_RATE, RuntimeAudioError, read_samples
+from .bundle import GRAPH_SIGNATURES, open_session, read_bundle_manifest
+from .features import NumpyFeatures
+from .search import CifStepSearch, asg_best_path, ctc_best_path
+
+__all__ = ["OnnxRecognizer"]
+
+_WINDOW_SAMPLES = 400  # one 25 ms analysis window: the shortest audio with a frame
+
+
+class OnnxRecognizer:
+    """Transcribes audio with an exported ONNX folder.
+
+    Args:
+        folder: written by ``scripts/export_onnx.py``.
+        beam (int): CIF beam size (1: greedy); CTC models decode their best path, ASG models Viterbi.
+        onset (float): CIF weight at which a CIF token starts (timestamps).
+        threads (int): onnxruntime intra-op threads (0: its default).
+    """
+
+    def __init__(self, folder, beam: int = 1, onset: float = 0.1, threads: int = 0):
+        self.folder = Path(folder)
+        if beam < 1:
+            raise ValueError(f"beam {beam}: the beam size is at least 1")
+        manifest = read_bundle_manifest(self.folder)
+        self.manifest, self.family, self.beam, self.onset = manifest, manifest["family"], beam, onset
+        if self.family == "ctc" and beam > 1:
+            raise ValueError("the onnxruntime backend decodes CTC models by best path: use beam 1")
+        signatures = GRAPH_SIGNATURES[self.family]
+        self.encoder = open_session(self.folder / "encoder.onnx", signatures["encoder.onnx"], threads)
+        self.symbols = manifest["symbols"]
+        self.eos = manifest["special"]["eos"]
+        self.frame_seconds = manifest["frame_seconds"]
+        self.features = NumpyFeatures(manifest["feature_transforms"], self.folder, manifest["num_mel_bins"])
+        if self.family == "asg":
+            self.transitions = np.load(self.folder / "transitions.npy")
+        if self.family == "cif":
+            step = open_session(self.folder / "decoder_step.onnx", signatures["decoder_step.onnx"], threads)
+            banned = [manifest["special"]["pad"], manifest["special"]["bos"]]
+            self.search = CifStepSearch(step, manifest["decoder"], self.eos, banned, beam)
+
+    @classmethod
+    def from_pretrained(cls, folder, **kwargs) -> "OnnxRecognizer":
+        return cls(folder, **kwargs)
+
+    def transcribe(
+        self, inputs: Iterable, batch_size: int = 16, max_batch_frames: int = 60000
+    ) -> List[Transcript]:
+        """One :class:`Transcript` per input (paths, (samples, 16000) pairs, ``NamedAudio``), in order."""
+        return list(self.iter_transcribe(inputs, batch_size, max_batch_frames))
+
+    def iter_transcribe(
+        self, inputs: Iterable, batch_size: int = 16, max_batch_frames: int = 60000, window: int = 256
+    ):
+        """Transcripts in input order, ``window`` inputs read and decoded at a time."""
+        pending = []
+        for index, item in enumerate(inputs):
+            pending.append((index, item))
+            if len(pending) == window:
+                yield from self._transcribe_window(pending, batch_size, max_batch_frames)
+                pending = []
+        if pending:
+            yield from self._transcribe_window(pending, batch_size, max_batch_frames)
+
+    def _transcribe_window(self, items, batch_size: int, max_batch_frames: int):
+        transcripts, ready = [], []  # ready: (position, features, duration)
+        for position, (index, item) in enumerate(items):
+            name = input_name(item, index)
+            try:
+                samples = read_samples(item, index)
+                duration = len(samples) / SAMPLE_RATE
+                if len(samples) < _WINDOW_SAMPLES:
+                    raise RuntimeAudioError(name, f"{duration:.3f} s is too short for the model")
+                ready.append((position, self.features(samples), duration))
+                transcripts.append(Transcript(name=name, duration=round(duration, 3)))
+            except RuntimeAudioError as error:
+                transcripts.append(Transcript(name=name, error=str(error)))
+        for batch in self._batches(ready, batch_size, max_batch_frames):
+            for (position, _, _), result in zip(batch, self._decode(batch), strict=True):
+                transcript = transcripts[position]
+                if isinstance(result, str):
+                    transcript.error = f"{transcript.name}: {result}"
+                    continue
+                symbols, times, score = result
+                transcript.tokens = [TokenTiming(s, a, b) for s, (a, b) in zip(symbols, times, strict=True)]
+                transcript.text = self.text_of(symbols)
+                transcript.score = round(score, 4)
+        yield from transcripts
+
+    @staticmethod
+    def _batches(ready, batch_size: int, max_batch_frames: int):
+        batch = []
+        for entry in sorted(ready, key=lambda entry: len(entry[1])):
+            longest = len(entry[1])
+            if batch and (len(batch) == batch_size or longest * (len(batch) + 1) > max_batch_frames):
+                yield batch
+                batch = []
+            batch.append(entry)
+        if batch:
+            yield batch
+
+    def _decode(self, batch):
+        """(symbols, (start, end) seconds, score) per utterance, or an error message."""
+        lengths = np.array([len(features) for _, features, _ in batch], dtype=np.int64)
+        padded = np.zeros((len(batch), lengths.max(), batch[0][1].shape[1]), dtype=np.float32)
+        for b, (_, features, _) in enumerate(batch):
+            padded[b, : len(features)] = features
+        outputs = dict(zip(
+            [node.name for node in self.encoder.get_outputs()],
+            self.encoder.run(None, {"features": padded, "lengths": lengths}),
+            strict=True,
+        ))  # fmt: skip
+        results = []
+        for b, (_, _, duration) in enumerate(batch):
+            frames = int(outputs["encoder_lengths"][b])
+            if frames < 1:
+                results.append(f"{duration:.3f} s is too short for the model")
+            elif self.family == "cif":
+                results.append(self._cif_result(outputs, b, frames, duration))
+            else:
+                if self.family == "ctc":
+                    spans, score = ctc_best_path(outputs["ctc_log_probs"][b, :frames], self.manifest["blank"])
+                else:
+                    emissions = outputs["emissions"][b, :frames]
+                    spans, score = asg_best_path(emissions, self.transitions, self.manifest["replabels"])
+                symbols = [self.symbols[span.label] for span in spans]
+                results.append((symbols, span_times(spans, self.frame_seconds, duration), score))
+        return results
+
+    def _cif_result(self, outputs, b: int, frames: int, duration: float):
+        count = int(outputs["fire_counts"][b])
+        tokens, scores = self.search(outputs["cif_out"][b, :count])
+        fire_frames = outputs["fire_frames"][b, : len(tokens)]
+        kept = [t for t in tokens if t != self.eos]
+        times = cif_token_times(
+            fire_frames[: len(kept)].tolist(),
+            outputs["cif_weights"][b, :frames],
+            self.frame_seconds,
+            self.onset,
+            duration,
+        )
+        return [self.symbols[t] for t in kept], times, float(np.sum(np.asarray(scores, dtype=np.float32)))
+
+    def text_of(self, symbols: List[str]) -> str:
+        """Characters joined, or sentencepiece pieces decoded (fairseq's ``sentencepiece`` post-process)."""
+        if self.manifest["sentencepiece"]:
+            return "".join(symbols).replace("\u2581", " ").strip()
+        return "".join(symbols)

@@ -1,0 +1,134 @@
+"""The searches of the ONNX runtime, in numpy over onnxruntime sessions (docs/onnx.md).
+
+The same rules as the PyTorch searches they mirror, so both give the same tokens:
+
+- CIF: :class:`~cif_plugin.generation.cif_search.CifSearch` without LM or hotwords: greedy, or
+  beam search in which a hypothesis that emitted ``</s>`` extends with ``</s>`` at no cost; one step
+  per CIF fire, ``<pad>`` and ``<s>`` never emitted;
+- CTC: best path (``cif_plugin.ops.ctc.greedy``);
+- ASG: Viterbi over emissions and transitions (``cif_plugin.ops.asg.viterbi``).
+"""
+
+from typing import List, Tuple
+
+import numpy as np
+
+from ..ops.token_span import TokenSpan, asg_token_spans, merge_frame_labels
+
+__all__ = ["CifStepSearch", "ctc_best_path", "asg_best_path"]
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float32) - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class CifStepSearch:
+    """Greedy (beam 1) or beam search of one utterance over the decoder-step graph.
+
+    Args:
+        session: the ``decoder_step.onnx`` session.
+        decoder (dict): the manifest's ``decoder`` entry (layers, heads, head_dim, max_steps).
+        eos (int), banned (list): ``</s>`` and the indices never emitted (``<pad>``, ``<s>``).
+        beam (int): beam size.
+    """
+
+    def __init__(self, session, decoder: dict, eos: int, banned: List[int], beam: int = 1):
+        self.session, self.eos, self.banned, self.beam = session, eos, banned, beam
+        self.cache_shape = (decoder["layers"], 2, 1, decoder["heads"], 0, decoder["head_dim"])
+        self.max_steps = decoder["max_steps"]
+
+    def _step(self, prev_tokens, prev_cif, cif, step, cache):
+        logits, cache = self.session.run(
+            None,
+            {
+                "prev_tokens": prev_tokens,
+                "prev_cif": prev_cif,
+                "cif": cif,
+                "step": np.array(step),
+                "cache": cache,
+            },
+        )
+        log_probs = _log_softmax(logits)
+        log_probs[:, self.banned] = -np.inf
+        return log_probs, cache
+
+    def __call__(self, cif_out: np.ndarray) -> Tuple[List[int], List[float]]:
+        """(N, C) CIF vectors of an utterance -> its tokens (cut after the first ``</s>``) and
+        their log-probabilities."""
+        steps = len(cif_out)
+        if steps > self.max_steps:
+            raise ValueError(f"{steps} CIF fires: the decoder's positions stop at {self.max_steps}")
+        tokens, scores = self._greedy(cif_out) if self.beam == 1 else self._beam(cif_out)
+        if self.eos in tokens:
+            length = tokens.index(self.eos) + 1
+            tokens, scores = tokens[:length], scores[:length]
+        return tokens, scores
+
+    def _greedy(self, cif_out):
+        cache = np.zeros(self.cache_shape, dtype=np.float32)
+        prev, prev_cif = np.array([self.eos]), np.zeros((1, cif_out.shape[1]), dtype=np.float32)
+        tokens, scores = [], []
+        for step in range(len(cif_out)):
+            log_probs, cache = self._step(prev, prev_cif, cif_out[step : step + 1], step, cache)
+            token = int(log_probs[0].argmax())
+            tokens.append(token)
+            scores.append(float(log_probs[0, token]))
+            prev, prev_cif = np.array([token]), cif_out[step : step + 1]
+        return tokens, scores
+
+    def _beam(self, cif_out):
+        beam, eos = self.beam, self.eos
+        cache = np.zeros(self.cache_shape, dtype=np.float32)
+        prev, prev_cif = np.array([eos]), np.zeros((1, cif_out.shape[1]), dtype=np.float32)
+        scores = np.full(beam, -np.inf, dtype=np.float32)
+        scores[0] = 0.0  # the beams start identical: keep one
+        finished = np.zeros(beam, dtype=bool)
+        chosen, chosen_scores, origins = [], [], []
+        for step in range(len(cif_out)):
+            current = np.repeat(cif_out[step : step + 1], len(prev), axis=0)
+            log_probs, cache = self._step(prev, prev_cif, current, step, cache)
+            if step == 0:  # score one row, then copy it to every beam
+                log_probs = np.repeat(log_probs, beam, axis=0)
+                cache = np.repeat(cache, beam, axis=2)
+            log_probs[finished] = -np.inf
+            log_probs[finished, eos] = 0.0
+            candidates = (scores[:, None] + log_probs).reshape(-1)
+            best = np.argsort(-candidates, kind="stable")[:beam]
+            vocab = log_probs.shape[1]
+            origin, tokens = best // vocab, best % vocab
+            scores = candidates[best]
+            chosen.append(tokens)
+            chosen_scores.append(log_probs[origin, tokens])
+            origins.append(origin)
+            finished = finished[origin] | (tokens == eos)
+            cache = np.ascontiguousarray(cache[:, :, origin])
+            prev, prev_cif = tokens, np.repeat(cif_out[step : step + 1], beam, axis=0)
+        row, best_tokens, best_scores = 0, [], []
+        for step in reversed(range(len(chosen))):
+            best_tokens.append(int(chosen[step][row]))
+            best_scores.append(float(chosen_scores[step][row]))
+            row = origins[step][row]
+        return best_tokens[::-1], best_scores[::-1]
+
+
+def ctc_best_path(log_probs: np.ndarray, blank: int) -> Tuple[List[TokenSpan], float]:
+    """(T, V) log-probabilities of an utterance -> its best path's token spans and log-probability."""
+    return merge_frame_labels(log_probs.argmax(axis=-1).tolist(), blank), float(log_probs.max(axis=-1).sum())
+
+
+def asg_best_path(emissions: np.ndarray, transitions: np.ndarray, replabels) -> Tuple[List[TokenSpan], float]:
+    """(T, V) emissions, (V, V) transitions A[next, previous] -> the Viterbi path's token spans (repeats
+    merged, replabels unpacked) and its score."""
+    score, backpointers = emissions[0].astype(np.float32), []
+    for t in range(1, len(emissions)):
+        candidates = score[None, :] + transitions  # (next, previous)
+        previous = candidates.argmax(axis=1)
+        backpointers.append(previous)
+        score = emissions[t] + candidates[np.arange(len(previous)), previous]
+    label = int(score.argmax())
+    path = [label]
+    for pointers in reversed(backpointers):
+        label = int(pointers[label])
+        path.append(label)
+    return asg_token_spans(path[::-1], replabels), float(score.max())

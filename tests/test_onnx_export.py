@@ -1,0 +1,217 @@
+"""ONNX export and the torch-free onnxruntime backend (docs/onnx.md): graphs within 1e-4 of PyTorch,
+the same tokens and times as the PyTorch recogniser for the three families, graphs that do not depend
+on the export length, a backend that runs with torch and fairseq unimportable, and bad folders named."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import soundfile
+import torch
+
+from cif_plugin.export.onnx_export import export_onnx
+from cif_plugin.inference import Recognizer
+from cif_plugin.runtime import BundleError, OnnxRecognizer
+from cif_plugin.runtime.features import numpy_fbank
+from cif_plugin.tasks.fbank_features import kaldi_fbank
+
+DURATIONS = (2.2, 1.1, 3.0, 1.6, 2.6, 0.7)
+
+
+@pytest.fixture(scope="module")
+def audio_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("onnx_audio")
+    rng = np.random.default_rng(5)
+    paths = []
+    for index, seconds in enumerate(DURATIONS):
+        path = folder / f"u{index}.wav"
+        t = np.arange(int(seconds * 16000)) / 16000
+        tone = 0.3 * np.sin(2 * np.pi * (200 + 80 * index) * t) * (np.sin(2 * np.pi * 3 * t) > 0)
+        soundfile.write(str(path), tone + 0.05 * rng.normal(size=len(t)), 16000)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_checkpoint, ctc_training, asg_checkpoint, tmp_path_factory):
+    """family -> (checkpoint, ONNX folder)."""
+    root = tmp_path_factory.mktemp("onnx")
+    checkpoints = {"cif": tiny_checkpoint, "ctc": ctc_training[1], "asg": asg_checkpoint}
+    return {family: (path, _export(path, root / family)) for family, path in checkpoints.items()}
+
+
+def _export(checkpoint, folder, **options):
+    export_onnx(checkpoint, folder, **options)
+    return folder
+
+
+def _outputs(transcripts):
+    return [(t.name, t.text, [(x.token, x.start, x.end) for x in t.tokens], t.error) for t in transcripts]
+
+
+@pytest.mark.parametrize("family, beam", [("cif", 1), ("cif", 4), ("ctc", 1), ("asg", 1)])
+def test_onnxruntime_gives_the_tokens_and_times_of_pytorch(exported, audio_files, family, beam):
+    checkpoint, folder = exported[family]
+    expected = Recognizer.from_pretrained(checkpoint, beam=beam).transcribe(audio_files, batch_size=3)
+    got = OnnxRecognizer(folder, beam=beam).transcribe(audio_files, batch_size=3)
+    assert _outputs(got) == _outputs(expected)
+    assert [t.score for t in got] == pytest.approx([t.score for t in expected], rel=1e-4, abs=1e-3)
+    if family != "ctc":  # an untrained CTC model may emit only blanks
+        assert any(t.tokens for t in got)
+
+
+def test_encoder_graph_is_within_1e4_of_pytorch(exported, audio_files):
+    checkpoint, folder = exported["cif"]
+    recognizer = Recognizer.from_pretrained(checkpoint)
+    onnx_recognizer = OnnxRecognizer(folder)
+    features = [onnx_recognizer.features(soundfile.read(str(p), dtype="float32")[0]) for p in audio_files[:3]]
+    lengths = np.array([len(f) for f in features])
+    padded = np.zeros((3, lengths.max(), 80), dtype=np.float32)
+    for b, f in enumerate(features):
+        padded[b, : len(f)] = f
+    names = [node.name for node in onnx_recognizer.encoder.get_outputs()]
+    got = dict(
+        zip(names, onnx_recognizer.encoder.run(None, {"features": padded, "lengths": lengths}), strict=True)
+    )
+    with torch.no_grad():
+        encoder = recognizer.model.forward_encoder(torch.from_numpy(padded), torch.from_numpy(lengths))
+        cif = recognizer.model.forward_cif(encoder, tail_threshold=0.4)
+        ctc = torch.log_softmax(recognizer.model.forward_ctc(encoder["encoder_out"]), dim=-1)
+    np.testing.assert_array_equal(got["fire_counts"], cif["fire_counts"].numpy())
+    np.testing.assert_array_equal(got["encoder_lengths"], encoder["encoder_lengths"].numpy())
+    for b, count in enumerate(cif["fire_counts"].tolist()):
+        frames = int(encoder["encoder_lengths"][b])
+        np.testing.assert_array_equal(got["fire_frames"][b, :count], cif["fire_frames"][b, :count].numpy())
+        np.testing.assert_allclose(got["cif_out"][b, :count], cif["cif_out"][b, :count].numpy(), atol=1e-4)
+        np.testing.assert_allclose(
+            got["cif_weights"][b, :frames], cif["alpha"][b, :frames].numpy(), atol=1e-4
+        )
+        np.testing.assert_allclose(got["ctc_log_probs"][b, :frames], ctc[b, :frames].numpy(), atol=1e-4)
+
+
+def test_graph_does_not_depend_on_the_export_length(exported, tmp_path):
+    """Exported from 3 s, the encoder decodes 60 s like PyTorch, and a graph exported from 12 s has
+    as many nodes."""
+    checkpoint, folder = exported["cif"]
+    rng = np.random.default_rng(60)
+    t = np.arange(60 * 16000) / 16000
+    sixty = 0.2 * np.sin(2 * np.pi * 300 * t) * (np.sin(2 * np.pi * 2 * t) > 0) + 0.05 * rng.normal(
+        size=len(t)
+    )
+    sixty = sixty.astype(np.float32)
+    expected = Recognizer.from_pretrained(checkpoint, max_segment_seconds=120).transcribe([(sixty, 16000)])
+    got = OnnxRecognizer(folder).transcribe([(sixty, 16000)])
+    assert got[0].ok and _outputs(got) == _outputs(expected)
+    from cif_plugin.export import onnx_export
+
+    original = onnx_export.EXPORT_SECONDS
+    try:
+        onnx_export.EXPORT_SECONDS = 12.0
+        longer = _export(checkpoint, tmp_path / "from_12s")
+    finally:
+        onnx_export.EXPORT_SECONDS = original
+    for name in ("encoder.onnx", "decoder_step.onnx"):
+        short_nodes = len(onnx.load(str(folder / name)).graph.node)
+        assert len(onnx.load(str(longer / name)).graph.node) == short_nodes
+
+
+def test_numpy_fbank_equals_torchaudio_kaldi_fbank(audio_files):
+    for path in audio_files:
+        samples, _ = soundfile.read(str(path), dtype="float32")
+        expected = kaldi_fbank(torch.from_numpy(samples).unsqueeze(0))
+        np.testing.assert_allclose(numpy_fbank(samples), expected, atol=1e-3)
+
+
+def test_onnxruntime_backend_runs_without_torch_and_fairseq(exported, audio_files):
+    """transcribe.py --backend onnxruntime in a process where importing torch or fairseq fails."""
+    checkpoint, folder = exported["cif"]
+    expected = Recognizer.from_pretrained(checkpoint, beam=2).transcribe(audio_files)
+    blocker = (
+        "import sys, runpy\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'torchaudio', 'fairseq'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    script = Path(__file__).resolve().parents[1] / "scripts" / "transcribe.py"
+    command = [sys.executable, "-c", blocker, str(script), "--model", str(folder), "--backend", "onnxruntime"]
+    command += ["--beam", "2", "--format", "jsonl", "--no-progress", *map(str, audio_files)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["text"], [(t["token"], t["start"], t["end"]) for t in r["tokens"]]) for r in lines] == [
+        (t.text, [(x.token, x.start, x.end) for x in t.tokens]) for t in expected
+    ]
+
+
+def test_int8_quantisation_keeps_the_graphs_working(exported, audio_files, tmp_path):
+    checkpoint, folder = exported["cif"]
+    quantized = _export(checkpoint, tmp_path / "int8", quantize="int8")
+    manifest = json.loads((quantized / "onnx_model.json").read_text())
+    assert manifest["quantized"] == "int8"
+    ops = {node.op_type for node in onnx.load(str(quantized / "encoder.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+    transcripts = OnnxRecognizer(quantized).transcribe(audio_files)
+    assert all(t.ok for t in transcripts)
+
+
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        ("truncate encoder", "encoder.onnx"),
+        ("delete decoder", "decoder_step.onnx"),
+        ("break manifest", "onnx_model.json"),
+        ("ctc graph in a cif folder", "encoder.onnx"),
+    ],
+)
+def test_a_corrupt_or_mismatched_folder_names_the_file(exported, tmp_path, damage, named):
+    folder = tmp_path / "broken"
+    shutil.copytree(exported["cif"][1], folder)
+    manifest_path = folder / "onnx_model.json"
+    if damage == "truncate encoder":
+        data = (folder / "encoder.onnx").read_bytes()
+        (folder / "encoder.onnx").write_bytes(data[: len(data) // 2])
+    elif damage == "delete decoder":
+        (folder / "decoder_step.onnx").unlink()
+    elif damage == "break manifest":
+        manifest_path.write_text("{not json")
+    else:  # a consistent manifest whose encoder is another family's graph
+        shutil.copy(exported["ctc"][1] / "encoder.onnx", folder / "encoder.onnx")
+        manifest = json.loads(manifest_path.read_text())
+        from cif_plugin.runtime.bundle import file_sha256
+
+        manifest["files"]["encoder.onnx"] = file_sha256(folder / "encoder.onnx")
+        manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=named):
+        OnnxRecognizer(folder)
+
+
+def test_from_pretrained_with_the_onnxruntime_backend(exported, audio_files):
+    checkpoint, folder = exported["cif"]
+    recognizer = Recognizer.from_pretrained(folder, backend="onnxruntime", beam=2)
+    assert isinstance(recognizer, OnnxRecognizer)
+    expected = Recognizer.from_pretrained(checkpoint, beam=2).transcribe(audio_files[:2])
+    assert _outputs(recognizer.transcribe(audio_files[:2])) == _outputs(expected)
+    with pytest.raises(ValueError, match="hotwords"):
+        Recognizer.from_pretrained(folder, backend="onnxruntime", hotwords=["九"])
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_numpy_resampling_equals_torchaudio(rate):
+    import torchaudio
+
+    from cif_plugin.runtime.audio import resample
+
+    samples = (0.2 * np.random.default_rng(rate).normal(size=2 * rate + 17)).astype(np.float32)
+    expected = torchaudio.functional.resample(torch.from_numpy(samples)[None], rate, 16000)[0].numpy()
+    got = resample(samples, rate, 16000)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-6)
