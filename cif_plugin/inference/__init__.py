@@ -2,7 +2,8 @@
 transcription, model packages, output formats. The scripts are thin command lines over it.
 
 The names below are imported on first use, so the torch-free modules of this package (``results``,
-``output_formats``, ``timestamps``) load without torch for the ONNX runtime (``cif_plugin.runtime``).
+``output_formats``, ``timestamps``, ``audio_inputs``, ``batching``) load without torch for the ONNX
+runtime (``cif_plugin.runtime``).
 """
 
 import importlib

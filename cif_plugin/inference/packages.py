@@ -12,7 +12,6 @@
 """
 
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from typing import Dict
 import torch
 import yaml
 
+from ..runtime.bundle import file_sha256
 from ..tasks.fbank_features import FRAME_SHIFT_SECONDS, SAMPLE_RATE
 
 __all__ = ["PACKAGE_FORMAT", "PackageError", "export_package", "is_package", "verify_package"]
@@ -40,14 +40,6 @@ class PackageError(ValueError):
 
 def is_package(path: Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_package(folder: Path) -> Dict:
@@ -68,7 +60,7 @@ def verify_package(folder: Path) -> Dict:
             raise PackageError(
                 f"{path}: missing from the package (re-export it with scripts/export_model.py)"
             )
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             raise PackageError(f"{path}: altered since the package was exported (its SHA-256 differs)")
     return manifest
 
@@ -143,7 +135,7 @@ def export_package(checkpoint: Path, out_dir: Path, dtype: str = "float32", data
             "dtype": dtype,
             "source_checkpoint": str(checkpoint.resolve()),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "files": {p.name: _sha256(p) for p in sorted(staging.iterdir())},
+            "files": {p.name: file_sha256(p) for p in sorted(staging.iterdir())},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         if out_dir.exists():

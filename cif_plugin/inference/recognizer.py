@@ -34,6 +34,7 @@ from ..modules.cif import DECODING_TAIL_THRESHOLD
 from ..ops.ctc import ctc_blank_index, ctc_forced_align
 from ..tasks.fbank_features import FRAME_SHIFT_SECONDS, SAMPLE_RATE, WINDOW_SAMPLES, AudioError, kaldi_fbank
 from .audio import AudioInput, input_name, read_input
+from .batching import in_windows, length_sorted_batches
 from .features import FeatureExtractor
 from .packages import CONFIG, WEIGHTS, is_package, verify_package
 from .results import TokenTiming, Transcript
@@ -223,14 +224,8 @@ class Recognizer:
                 included.
             window (int): inputs held in memory at once.
         """
-        pending: List[Tuple[int, AudioInput]] = []
-        for index, item in enumerate(inputs):
-            pending.append((index, item))
-            if len(pending) == window:
-                yield from self._transcribe_window(pending, batch_size, max_batch_frames)
-                pending = []
-        if pending:
-            yield from self._transcribe_window(pending, batch_size, max_batch_frames)
+        for items in in_windows(inputs, window):
+            yield from self._transcribe_window(items, batch_size, max_batch_frames)
 
     def _transcribe_window(self, items, batch_size: int, max_batch_frames: int) -> Iterator[Transcript]:
         transcripts, segments = [], []
@@ -286,15 +281,7 @@ class Recognizer:
     @staticmethod
     def _batches(segments: Sequence[_Segment], batch_size: int, max_batch_frames: int):
         """Segments sorted by length, in batches of at most ``batch_size`` and ``max_batch_frames``."""
-        batch: List[_Segment] = []
-        for segment in sorted(segments, key=lambda s: len(s.features)):
-            longest = len(segment.features)  # sorted: the newest is the longest
-            if batch and (len(batch) == batch_size or longest * (len(batch) + 1) > max_batch_frames):
-                yield batch
-                batch = []
-            batch.append(segment)
-        if batch:
-            yield batch
+        return length_sorted_batches(segments, lambda s: len(s.features), batch_size, max_batch_frames)
 
     def _net_input(self, batch: Sequence[_Segment]) -> Dict[str, torch.Tensor]:
         lengths = torch.tensor([len(s.features) for s in batch])

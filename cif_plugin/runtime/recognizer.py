@@ -17,6 +17,7 @@ from typing import Iterable, List
 import numpy as np
 
 from ..inference.audio_inputs import input_name
+from ..inference.batching import in_windows, length_sorted_batches
 from ..inference.results import TokenTiming, Transcript
 from ..inference.timestamps import cif_token_times, span_times
 from .audio import SAMPLE_RATE, RuntimeAudioError, read_samples
@@ -74,14 +75,8 @@ class OnnxRecognizer:
         self, inputs: Iterable, batch_size: int = 16, max_batch_frames: int = 60000, window: int = 256
     ):
         """Transcripts in input order, ``window`` inputs read and decoded at a time."""
-        pending = []
-        for index, item in enumerate(inputs):
-            pending.append((index, item))
-            if len(pending) == window:
-                yield from self._transcribe_window(pending, batch_size, max_batch_frames)
-                pending = []
-        if pending:
-            yield from self._transcribe_window(pending, batch_size, max_batch_frames)
+        for items in in_windows(inputs, window):
+            yield from self._transcribe_window(items, batch_size, max_batch_frames)
 
     def _transcribe_window(self, items, batch_size: int, max_batch_frames: int):
         transcripts, ready = [], []  # ready: (position, features, duration)
@@ -110,15 +105,7 @@ class OnnxRecognizer:
 
     @staticmethod
     def _batches(ready, batch_size: int, max_batch_frames: int):
-        batch = []
-        for entry in sorted(ready, key=lambda entry: len(entry[1])):
-            longest = len(entry[1])
-            if batch and (len(batch) == batch_size or longest * (len(batch) + 1) > max_batch_frames):
-                yield batch
-                batch = []
-            batch.append(entry)
-        if batch:
-            yield batch
+        return length_sorted_batches(ready, lambda entry: len(entry[1]), batch_size, max_batch_frames)
 
     def _decode(self, batch):
         """(symbols, (start, end) seconds, score) per utterance, or an error message."""
