@@ -22,7 +22,7 @@ from typing import Dict
 import torch
 import yaml
 
-from ..runtime.bundle import file_sha256
+from ..runtime.bundle import check_listed_files, file_sha256, read_manifest
 from ..tasks.fbank_features import FRAME_SHIFT_SECONDS, SAMPLE_RATE
 
 __all__ = ["PACKAGE_FORMAT", "PackageError", "export_package", "is_package", "verify_package"]
@@ -44,24 +44,8 @@ def is_package(path: Path) -> bool:
 
 def verify_package(folder: Path) -> Dict:
     """The package's ``model.json``, after checking that every file it lists is there, unchanged."""
-    folder = Path(folder)
-    manifest_path = folder / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise PackageError(f"{manifest_path}: not a readable package manifest ({error})") from None
-    if manifest.get("format") != PACKAGE_FORMAT:
-        raise PackageError(
-            f"{manifest_path}: package format {manifest.get('format')}, expected {PACKAGE_FORMAT}"
-        )
-    for name, digest in manifest["files"].items():
-        path = folder / name
-        if not path.is_file():
-            raise PackageError(
-                f"{path}: missing from the package (re-export it with scripts/export_model.py)"
-            )
-        if file_sha256(path) != digest:
-            raise PackageError(f"{path}: altered since the package was exported (its SHA-256 differs)")
+    manifest = read_manifest(Path(folder) / MANIFEST, PACKAGE_FORMAT, PackageError, "package")
+    check_listed_files(folder, manifest["files"], PackageError, "scripts/export_model.py")
     return manifest
 
 

@@ -11,16 +11,18 @@ a corrupt, truncated or mismatched folder fails with a message naming the file.
 import hashlib
 import json
 from pathlib import Path
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Type
 
 __all__ = [
     "ONNX_MANIFEST",
     "ONNX_FORMAT",
     "GRAPH_SIGNATURES",
     "BundleError",
+    "check_listed_files",
     "file_sha256",
     "is_onnx_bundle",
     "read_bundle_manifest",
+    "read_manifest",
     "open_session",
 ]
 
@@ -57,16 +59,36 @@ def is_onnx_bundle(path: Path) -> bool:
     return (Path(path) / ONNX_MANIFEST).is_file()
 
 
+def read_manifest(path: Path, expected_format: int, error: Type[ValueError], kind: str) -> Dict:
+    """A JSON manifest of ``expected_format``; ``error`` (naming ``path``) when it is not one."""
+    try:
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as problem:
+        raise error(f"{path}: not a readable {kind} manifest ({problem})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != expected_format:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise error(f"{path}: {kind} format {found}, expected {expected_format}")
+    return manifest
+
+
+def check_listed_files(
+    folder: Path, files: Dict[str, str], error: Type[ValueError], export_script: str
+) -> None:
+    """Every file of ``files`` (name -> SHA-256) is in ``folder``, unchanged; ``error`` names the first
+    that is not."""
+    for name, digest in files.items():
+        path = Path(folder) / name
+        if not path.is_file():
+            raise error(f"{path}: missing (re-export the model with {export_script})")
+        if file_sha256(path) != digest:
+            raise error(f"{path}: altered since the model was exported (its SHA-256 differs)")
+
+
 def read_bundle_manifest(folder: Path) -> Dict:
     """The folder's manifest, after checking that every file it lists is there and unchanged."""
     folder = Path(folder)
     path = folder / ONNX_MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise BundleError(f"{path}: not a readable ONNX model manifest ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != ONNX_FORMAT:
-        raise BundleError(f"{path}: not an ONNX model manifest of format {ONNX_FORMAT}")
+    manifest = read_manifest(path, ONNX_FORMAT, BundleError, "ONNX model")
     family = manifest.get("family")
     if family not in GRAPH_SIGNATURES:
         raise BundleError(
@@ -76,12 +98,7 @@ def read_bundle_manifest(folder: Path) -> Dict:
     for name in GRAPH_SIGNATURES[family]:
         if name not in files:
             raise BundleError(f"{path}: a {family} model needs {name}, which the manifest does not list")
-    for name, expected in files.items():
-        file = folder / name
-        if not file.is_file():
-            raise BundleError(f"{file}: missing (listed in {ONNX_MANIFEST})")
-        if file_sha256(file) != expected:
-            raise BundleError(f"{file}: corrupt or replaced (its SHA-256 differs from {ONNX_MANIFEST})")
+    check_listed_files(folder, files, BundleError, "scripts/export_onnx.py")
     return manifest
 
 
