@@ -188,3 +188,15 @@ def test_long_recording_is_split_at_pauses_and_keeps_its_clock(tiny_checkpoint, 
     transcript = recognizer.transcribe([path], batch_size=2)[0]
     assert transcript.ok and transcript.duration == pytest.approx(recording.size / rate, abs=1e-3)
     assert [(t.token, t.start, t.end) for t in transcript.tokens] == expected and expected
+
+
+def test_sentencepiece_text_is_fairseqs_post_process():
+    """Both recognisers turn symbols into text with ``symbols_to_text``; the PyTorch one used fairseq's
+    post-process, which stays the oracle."""
+    from fairseq.data.data_utils import post_process
+
+    from cif_plugin.inference.results import symbols_to_text
+
+    pieces = ["\u2581hel", "lo", "\u2581wor", "ld", "\u2581!"]
+    assert symbols_to_text(pieces, True) == post_process(" ".join(pieces), "sentencepiece") == "hello world !"
+    assert symbols_to_text(["九", "十"], False) == "九十"

@@ -13,11 +13,13 @@ is being traced (see ``torch.jit.is_tracing`` in the attention and the linear la
 training and PyTorch decoding without a host read of the token count.
 """
 
+import functools
 from typing import Tuple
 
 import torch
 from torch import Tensor, nn
 
+from ..generation.cached_decoding import decoder_layer_step
 from ..models.cif_decoder import CifArDecoder
 from ..modules.integrate_and_fire_dense import integrate_and_fire_dense
 from ..modules.masks import padding_mask_from_lengths
@@ -27,21 +29,7 @@ __all__ = [
     "CifDecoderStepGraph",
     "CifEncoderGraph",
     "CtcEncoderGraph",
-    "CIF_ENCODER_OUTPUTS",
-    "DECODER_STEP_INPUTS",
-    "DECODER_STEP_OUTPUTS",
 ]
-
-CIF_ENCODER_OUTPUTS = (
-    "cif_out",
-    "fire_counts",
-    "fire_frames",
-    "cif_weights",
-    "encoder_lengths",
-    "ctc_log_probs",
-)
-DECODER_STEP_INPUTS = ("prev_tokens", "prev_cif", "cif", "step", "cache")
-DECODER_STEP_OUTPUTS = ("logits", "next_cache")
 
 
 class _EncoderGraph(nn.Module):
@@ -55,7 +43,7 @@ class _EncoderGraph(nn.Module):
 
 
 class CifEncoderGraph(_EncoderGraph):
-    """(B, T, F) features, (B,) lengths -> ``CIF_ENCODER_OUTPUTS``: cif_out (B, N, C), fire_counts
+    """(B, T, F) features, (B,) lengths -> cif_out (B, N, C), fire_counts
     (B,), fire_frames (B, N), cif_weights (B, T'), encoder_lengths (B,), ctc_log_probs (B, T', V).
 
     Args:
@@ -108,7 +96,7 @@ class CifDecoderStepGraph(nn.Module):
     zeros at step 0) and its output layer reads [h_i ; c_i] (``cif``). ``cache`` (L, 2, R, H, S, d)
     holds every layer's keys and values of steps 0..S-1 (S = ``step``); the graph returns the
     (R, V) logits and the cache with this step's keys and values appended. The same arithmetic as
-    ``cif_plugin.generation.cached_decoding.CifDecoderSteps``.
+    ``cif_plugin.generation.cached_decoding.CifDecoderSteps``, through the same layer step.
 
     Args:
         decoder (CifArDecoder): in eval mode.
@@ -130,21 +118,14 @@ class CifDecoderStepGraph(nn.Module):
         embedded = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
         x = decoder.input_proj(torch.cat([embedded, prev_cif], dim=-1)) + self.position_table[step]
         caches = []
+
+        def attend(attention, h: Tensor, layer_cache: Tensor) -> Tensor:
+            attended, grown = self._self_attention(attention, h, layer_cache)
+            caches.append(grown)
+            return attended
+
         for index, layer in enumerate(decoder.layers):
-            residual = x
-            if layer.normalize_before:
-                x = layer.self_attn_layer_norm(x)
-            attended, layer_cache = self._self_attention(layer.self_attn, x, cache[index])
-            caches.append(layer_cache)
-            x = residual + attended
-            if not layer.normalize_before:
-                x = layer.self_attn_layer_norm(x)
-            residual = x
-            if layer.normalize_before:
-                x = layer.final_layer_norm(x)
-            x = residual + layer.fc2(layer.activation_fn(layer.fc1(x)))
-            if not layer.normalize_before:
-                x = layer.final_layer_norm(x)
+            x = decoder_layer_step(layer, x, functools.partial(attend, layer_cache=cache[index]))
         if decoder.layer_norm is not None:
             x = decoder.layer_norm(x)
         logits = decoder.output_projection(decoder.output_concat_proj(torch.cat([x, cif], dim=-1)))

@@ -12,7 +12,8 @@ rows by every weight matrix, so its cost is reading the weights: the multiplicat
 kernels. Evaluation only: no dropout is applied.
 """
 
-from typing import List
+import functools
+from typing import Callable, List
 
 import torch
 from fairseq.modules.transformer_layer import TransformerDecoderLayerBase
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 
 from ..modules.inference_linear import apply_linear, transposed
 
-__all__ = ["CachedDecoderLayers", "CifDecoderSteps", "LanguageModelSteps"]
+__all__ = ["CachedDecoderLayers", "CifDecoderSteps", "LanguageModelSteps", "decoder_layer_step"]
 
 
 def _check_supported(layer: TransformerDecoderLayerBase) -> None:
@@ -36,6 +37,25 @@ def _check_supported(layer: TransformerDecoderLayerBase) -> None:
     found = [name for name, used in unsupported.items() if used]
     if found:
         raise ValueError(f"cached decoding does not support decoder layers with {', '.join(found)}")
+
+
+def decoder_layer_step(layer: TransformerDecoderLayerBase, x: Tensor, self_attention: Callable) -> Tensor:
+    """One fairseq decoder layer without encoder attention on (rows, C) inputs of one step;
+    ``self_attention(layer.self_attn, x)`` gives the (rows, C) output of its self-attention over the
+    earlier steps (the caller keeps the keys and values)."""
+    residual = x
+    if layer.normalize_before:
+        x = layer.self_attn_layer_norm(x)
+    x = residual + self_attention(layer.self_attn, x)
+    if not layer.normalize_before:
+        x = layer.self_attn_layer_norm(x)
+    residual = x
+    if layer.normalize_before:
+        x = layer.final_layer_norm(x)
+    x = residual + apply_linear(layer.fc2, layer.activation_fn(apply_linear(layer.fc1, x)))
+    if not layer.normalize_before:
+        x = layer.final_layer_norm(x)
+    return x
 
 
 class CachedDecoderLayers:
@@ -61,18 +81,8 @@ class CachedDecoderLayers:
         """(rows, C) inputs at ``step`` -> (rows, C) outputs of the last layer."""
         rows = x.size(0)
         for index, layer in enumerate(self.layers):
-            residual = x
-            if layer.normalize_before:
-                x = layer.self_attn_layer_norm(x)
-            x = residual + self._self_attention(layer.self_attn, x, self.cache[index], step)
-            if not layer.normalize_before:
-                x = layer.self_attn_layer_norm(x)
-            residual = x
-            if layer.normalize_before:
-                x = layer.final_layer_norm(x)
-            x = residual + apply_linear(layer.fc2, layer.activation_fn(apply_linear(layer.fc1, x)))
-            if not layer.normalize_before:
-                x = layer.final_layer_norm(x)
+            attend = functools.partial(self._self_attention, cache=self.cache[index], step=step)
+            x = decoder_layer_step(layer, x, attend)
         return x.view(rows, -1)
 
     def _self_attention(self, attention, x: Tensor, cache: Tensor, step: int) -> Tensor:

@@ -20,7 +20,6 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from fairseq import checkpoint_utils
-from fairseq.data.data_utils import post_process
 
 from ..generation import CtcGenerator, DecodingOptions
 from ..generation.hotwords import (
@@ -37,7 +36,7 @@ from .audio import AudioInput, input_name, read_input
 from .batching import in_windows, length_sorted_batches
 from .features import FeatureExtractor
 from .packages import CONFIG, WEIGHTS, is_package, verify_package
-from .results import TokenTiming, Transcript
+from .results import TokenTiming, Transcript, symbols_to_text
 from .segmentation import split_long_audio
 from .streaming import StreamingSession
 from .timestamps import cif_token_times, span_times
@@ -388,4 +387,4 @@ class Recognizer:
 
     def text_of(self, symbols: List[str]) -> str:
         """Decoded symbols as text: characters joined, or sentencepiece pieces decoded."""
-        return post_process(" ".join(symbols), "sentencepiece") if self.bpe else "".join(symbols)
+        return symbols_to_text(symbols, self.bpe)

@@ -3,7 +3,7 @@
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
-__all__ = ["TokenTiming", "Transcript"]
+__all__ = ["TokenTiming", "Transcript", "symbols_to_text"]
 
 
 @dataclass
@@ -42,3 +42,11 @@ class Transcript:
 
     def to_dict(self) -> Dict:
         return asdict(self)
+
+
+def symbols_to_text(symbols: List[str], sentencepiece: bool) -> str:
+    """Decoded symbols as text: characters joined, or sentencepiece pieces decoded as fairseq's
+    ``post_process(..., "sentencepiece")`` decodes them (word starts are U+2581)."""
+    if not sentencepiece:
+        return "".join(symbols)
+    return "".join(symbols).replace("\u2581", " ").strip()

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..inference.audio_inputs import input_name
 from ..inference.batching import in_windows, length_sorted_batches
-from ..inference.results import TokenTiming, Transcript
+from ..inference.results import TokenTiming, Transcript, symbols_to_text
 from ..inference.timestamps import cif_token_times, span_times
 from .audio import SAMPLE_RATE, RuntimeAudioError, read_samples
 from .bundle import GRAPH_SIGNATURES, open_session, read_bundle_manifest
@@ -138,10 +138,9 @@ class OnnxRecognizer:
     def _cif_result(self, outputs, b: int, frames: int, duration: float):
         count = int(outputs["fire_counts"][b])
         tokens, scores = self.search(outputs["cif_out"][b, :count])
-        fire_frames = outputs["fire_frames"][b, : len(tokens)]
         kept = [t for t in tokens if t != self.eos]
         times = cif_token_times(
-            fire_frames[: len(kept)].tolist(),
+            outputs["fire_frames"][b, : len(kept)].tolist(),
             outputs["cif_weights"][b, :frames],
             self.frame_seconds,
             self.onset,
@@ -150,7 +149,5 @@ class OnnxRecognizer:
         return [self.symbols[t] for t in kept], times, float(np.sum(np.asarray(scores, dtype=np.float32)))
 
     def text_of(self, symbols: List[str]) -> str:
-        """Characters joined, or sentencepiece pieces decoded (fairseq's ``sentencepiece`` post-process)."""
-        if self.manifest["sentencepiece"]:
-            return "".join(symbols).replace("\u2581", " ").strip()
-        return "".join(symbols)
+        """Decoded symbols as text (:func:`~cif_plugin.inference.results.symbols_to_text`)."""
+        return symbols_to_text(symbols, self.manifest["sentencepiece"])
