@@ -66,7 +66,8 @@ def test_cif_decoder_steps_equal_teacher_forcing_under_beam_reordering(normalize
         row_of = torch.arange(rows)
         for step in range(steps):
             expected, _ = decoder(histories[step], {"cif_out": cif_out[row_of, : step + 1]})
-            torch.testing.assert_close(logits[step], expected[:, -1], atol=1e-10, rtol=0)
+            # fairseq's attention takes its softmax in float32 even in float64; the steps' stays in float64
+            torch.testing.assert_close(logits[step], expected[:, -1], atol=1e-6, rtol=0)
             row_of = row_of[origins[step]]
 
 

@@ -15,8 +15,8 @@ from fairseq_setup import build_from_command_line
 
 @pytest.fixture(scope="module")
 def model_and_sample(tiny_data):
+    torch.manual_seed(3)  # before the model is built: its weights must not depend on the tests run before
     _, task, model, _ = build_from_command_line(tiny_data, "s2t_cif_transformer_tiny")
-    torch.manual_seed(3)
     # Sharpen the random decoder so that hypotheses differ clearly in score.
     with torch.no_grad():
         model.decoder.output_projection.weight.mul_(4.0)

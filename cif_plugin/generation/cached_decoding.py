@@ -13,13 +13,13 @@ kernels. Evaluation only: no dropout is applied.
 """
 
 import functools
-from typing import Callable, List
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from fairseq.modules.transformer_layer import TransformerDecoderLayerBase
 from torch import Tensor, nn
 
-from ..modules.inference_linear import apply_linear, transposed
+from ..modules.inference_linear import apply_linear, linear, stacked, transposed
 
 __all__ = ["CachedDecoderLayers", "CifDecoderSteps", "LanguageModelSteps", "decoder_layer_step"]
 
@@ -61,6 +61,11 @@ def decoder_layer_step(layer: TransformerDecoderLayerBase, x: Tensor, self_atten
 class CachedDecoderLayers:
     """fairseq decoder layers run one step at a time over ``rows`` sequences.
 
+    A step is few operations: each layer's query, key and value come out of one matrix product
+    (their weights stacked once), the step's key and value go into the cache with one copy, and
+    ``scaled_dot_product_attention`` attends over the cached steps (fairseq's scaling, a softmax
+    over the earlier steps: the same sums as fairseq's incremental ``MultiheadAttention``).
+
     Args:
         layers (nn.ModuleList): ``TransformerDecoderLayerBase`` layers without encoder attention use.
         rows (int): sequences decoded together (utterances x beams).
@@ -74,28 +79,34 @@ class CachedDecoderLayers:
         attention = layers[0].self_attn
         self.layers = layers
         self.heads, self.head_dim = attention.num_heads, attention.head_dim
+        self.projections = [_stacked_projections(layer.self_attn) for layer in layers]
         # (layer, key/value, row, head, step, head_dim)
         self.cache = like.new_zeros(len(layers), 2, rows, self.heads, max_steps, self.head_dim)
 
     def step(self, x: Tensor, step: int) -> Tensor:
         """(rows, C) inputs at ``step`` -> (rows, C) outputs of the last layer."""
-        rows = x.size(0)
-        for index, layer in enumerate(self.layers):
-            attend = functools.partial(self._self_attention, cache=self.cache[index], step=step)
+        for index, (layer, projections) in enumerate(zip(self.layers, self.projections, strict=True)):
+            attend = functools.partial(
+                self._self_attention, projections=projections, cache=self.cache[index], step=step
+            )
             x = decoder_layer_step(layer, x, attend)
-        return x.view(rows, -1)
+        return x
 
-    def _self_attention(self, attention, x: Tensor, cache: Tensor, step: int) -> Tensor:
-        """fairseq ``MultiheadAttention`` over steps 0..step; writes this step's key and value."""
-        rows = x.size(0)
-        query = apply_linear(attention.q_proj, x) * attention.scaling
-        query = query.view(rows, self.heads, 1, self.head_dim)
-        cache[0, :, :, step] = apply_linear(attention.k_proj, x).view(rows, self.heads, self.head_dim)
-        cache[1, :, :, step] = apply_linear(attention.v_proj, x).view(rows, self.heads, self.head_dim)
-        keys, values = cache[0, :, :, : step + 1], cache[1, :, :, : step + 1]
-        weights = torch.softmax(torch.matmul(query, keys.transpose(-1, -2)).float(), dim=-1)
-        attended = torch.matmul(weights.to(values.dtype), values)  # (rows, heads, 1, head_dim)
-        return apply_linear(attention.out_proj, attended.view(rows, -1))
+    def _self_attention(self, attention, x: Tensor, projections, cache: Tensor, step: int) -> Tensor:
+        """fairseq ``MultiheadAttention`` over steps 0..step; writes this step's key and value.
+
+        ``cache`` is the layer's (2, rows, heads, steps, head_dim) keys and values."""
+        rows, width = x.shape
+        query_key_value = linear(x, *projections)  # (rows, 3C)
+        cache[:, :, :, step] = (
+            query_key_value[:, width:].view(rows, 2, self.heads, self.head_dim).transpose(0, 1)
+        )
+        query = query_key_value[:, :width].view(rows, self.heads, 1, self.head_dim)
+        seen = cache[:, :, :, : step + 1]
+        attended = nn.functional.scaled_dot_product_attention(
+            query, seen[0], seen[1], scale=attention.scaling
+        )
+        return apply_linear(attention.out_proj, attended.view(rows, width))
 
     def reorder(self, origin: Tensor) -> None:
         """Row r continues the sequence of row ``origin[r]``."""
@@ -108,6 +119,15 @@ class CachedDecoderLayers:
             grown = self.cache.new_zeros(*self.cache.shape[:4], max(max_steps, 2 * allocated), self.head_dim)
             grown[:, :, :, :, :allocated] = self.cache
             self.cache = grown
+
+
+def _stacked_projections(attention) -> Tuple[Tensor, Optional[Tensor]]:
+    """The (3C, C) query, key and value weights of a fairseq ``MultiheadAttention`` stacked, and
+    their biases (None when it has none)."""
+    projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+    biases = [projection.bias for projection in projections]  # fairseq gives all three or none
+    weight = stacked([projection.weight for projection in projections])
+    return weight, None if biases[0] is None else stacked(biases)
 
 
 def _positions(embed_positions, steps: int, token: int, like: Tensor):
@@ -124,25 +144,29 @@ class CifDecoderSteps:
     """The autoregressive CIF decoder (``CifArDecoder``) one token at a time.
 
     Step i reads [scaled embedding(y_{i-1}) ; c_{i-1}] and its output reads [h_i ; c_i]: the CIF
-    halves of both projections are computed for all steps at construction.
+    halves of both projections are computed once per utterance for all its steps, and a reordered
+    row reads its utterance's (the beams of an utterance share its CIF vectors: reordering them
+    moves only the decoder's caches).
 
     Args:
         decoder: a ``CifArDecoder`` in eval mode.
-        cif_out (Tensor): (rows, N, C) CIF vectors, one row per sequence decoded.
+        cif_out (Tensor): (U, N, C) CIF vectors, one row per sequence decoded at first (before any
+            :meth:`reorder`).
     """
 
     def __init__(self, decoder, cif_out: Tensor):
-        rows, steps, cif_dim = cif_out.shape
+        utterances, steps, cif_dim = cif_out.shape
         embed_dim = decoder.embed_tokens.embedding_dim
         self.decoder = decoder
         input_weight = transposed(decoder.input_proj.weight)  # (E + C, D)
         output_weight = transposed(decoder.output_concat_proj.weight)  # (D + C, D)
         self.token_in, self.states_out = input_weight[:embed_dim], output_weight[:embed_dim]
         self.cif_in, self.cif_out_weight = input_weight[embed_dim:], output_weight[embed_dim:]
-        self.input_from_cif = cif_out.new_zeros(rows, 0, self.token_in.size(1))  # (rows, N, D)
-        self.output_from_cif = cif_out.new_zeros(rows, 0, self.states_out.size(1))  # (rows, N, D)
-        self.last_cif = cif_out.new_zeros(rows, 1, cif_dim)  # c_{i-1} of the next step
-        self.layers = CachedDecoderLayers(decoder.layers, rows, max(steps, 1), self.input_from_cif)
+        self.input_from_cif = cif_out.new_zeros(utterances, 0, self.token_in.size(1))  # (U, N, D)
+        self.output_from_cif = cif_out.new_zeros(utterances, 0, self.states_out.size(1))  # (U, N, D)
+        self.last_cif = cif_out.new_zeros(utterances, 1, cif_dim)  # c_{i-1} of the next step
+        self.utterance_of_row: Optional[Tensor] = None  # (rows,) after a reorder; None: row r is utterance r
+        self.layers = CachedDecoderLayers(decoder.layers, utterances, max(steps, 1), self.input_from_cif)
         self.extend(cif_out)
 
     @property
@@ -151,7 +175,7 @@ class CifDecoderSteps:
         return self.input_from_cif.size(1)
 
     def extend(self, cif_out: Tensor) -> None:
-        """Append the next CIF vectors (rows, n, C): a stream's new fires."""
+        """Append the next CIF vectors (U, n, C) of each utterance: a stream's new fires."""
         if cif_out.size(1) == 0:
             return
         start, steps = self.num_steps, self.num_steps + cif_out.size(1)
@@ -166,22 +190,25 @@ class CifDecoderSteps:
         self.last_cif = cif_out[:, -1:]
         self.layers.reserve(steps)
 
+    def _rows(self, terms: Tensor) -> Tensor:
+        """(U, D) terms of each utterance -> (rows, D) terms of each row."""
+        return terms if self.utterance_of_row is None else terms.index_select(0, self.utterance_of_row)
+
     def logits(self, prev_tokens: Tensor, step: int) -> Tensor:
         """(rows,) previous tokens -> (rows, V) logits of the token at ``step``."""
         decoder = self.decoder
         embedded = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
-        x = torch.matmul(embedded, self.token_in) + self.input_from_cif[:, step]
+        x = torch.addmm(self._rows(self.input_from_cif[:, step]), embedded, self.token_in)
         x = self.layers.step(x, step)
         if decoder.layer_norm is not None:
             x = decoder.layer_norm(x)
-        output_states = torch.matmul(x, self.states_out) + self.output_from_cif[:, step]
+        output_states = torch.addmm(self._rows(self.output_from_cif[:, step]), x, self.states_out)
         return apply_linear(decoder.output_projection, output_states)
 
     def reorder(self, origin: Tensor) -> None:
+        """Row r continues the sequence of row ``origin[r]``."""
         self.layers.reorder(origin)
-        self.input_from_cif = self.input_from_cif.index_select(0, origin)
-        self.output_from_cif = self.output_from_cif.index_select(0, origin)
-        self.last_cif = self.last_cif.index_select(0, origin)
+        self.utterance_of_row = origin if self.utterance_of_row is None else self.utterance_of_row[origin]
 
 
 class LanguageModelSteps:

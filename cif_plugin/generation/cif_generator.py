@@ -75,6 +75,7 @@ class CifGenerator:
         self.eos = tgt_dict.eos()
         # Never targets: <pad> would be read as padding when the decoder sees it again, <s> is the CTC blank.
         self.banned = [tgt_dict.pad(), tgt_dict.bos()]
+        self._banned_index: Dict[torch.device, Tensor] = {}
         self.symbols_to_strip_from_output = {tgt_dict.eos()}
         self.beam, self.nbest, self.tail_threshold = beam, nbest, tail_threshold
         self.nar = not hasattr(model.decoder, "embed_tokens")
@@ -130,8 +131,10 @@ class CifGenerator:
 
     def _log_probs(self, logits: Tensor) -> Tensor:
         log_probs = torch.log_softmax(logits.float(), dim=-1)
-        log_probs[..., self.banned] = float("-inf")
-        return log_probs
+        banned = self._banned_index.get(log_probs.device)
+        if banned is None:
+            banned = self._banned_index[log_probs.device] = torch.tensor(self.banned, device=log_probs.device)
+        return log_probs.index_fill_(-1, banned, float("-inf"))
 
     def search(self, cif: Dict[str, Tensor]) -> (Tensor, Tensor):
         """Greedy or beam search over the CIF output of a batch (``forward_cif``): (B, K, N) tokens

@@ -57,8 +57,6 @@ class CifSearch:
 
     def extend(self, cif_out: Tensor) -> None:
         """Append CIF vectors (B, n, C) of new fires (a stream; batch 1 for beam search)."""
-        if self.beam > 1 and self.step > 0:
-            cif_out = cif_out.repeat_interleave(self.beam, dim=0)
         self.decoder.extend(cif_out)
         if self.lm is not None:
             self.lm.reserve(self.decoder.num_steps)
