@@ -3,8 +3,12 @@
 Side by side (CPU, batch 1): the same 16 random fbank inputs of 3-6 s go through Paraformer (built
 from FunASR's AISHELL-1 recipe with random weights by paraformer_peer.py, its predictor set to the
 same token rate as ours) and through our model, each timed over all inputs in every pass, the
-systems taking turns within a pass; the table gives the median of ``--passes`` passes after a
-warm-up, the ratios to Paraformer, and where our time goes (encoder, CIF, decoder per step).
+systems taking turns on each input; the table gives the median of ``--passes`` passes after a
+warm-up and the ratios to Paraformer (the median over the passes of our time over Paraformer's in
+the same pass, and their range): greedy and beam 10 against its recognition, our encoder
+against its encoder grown to the same parameter count (ours has 15 blocks, the recipe 12; the
+recipe's encoder is timed too). Where our time goes (encoder, CIF, search per step) is measured
+inside the same greedy and beam runs.
 Paraformer comes from ``make bench-peers``; without it that table is skipped with a note.
 
 Per search mode: the paper's model (``s2t_cif_transformer``, 4,234-symbol vocabulary) with random
@@ -26,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -44,7 +48,8 @@ from speech_data import write_aishell_sized_data_dir  # noqa: E402
 FRAME_SECONDS = 0.01
 CHARACTER_WEIGHT = 0.28  # CIF weight per 80 ms encoder frame: ~3.5 characters per second
 TOKENS_PER_SECOND = CHARACTER_WEIGHT / 0.08
-TARGETS = {"greedy": 1.0, "beam 10": 1.15, "encoder": 1.10}  # at most this x Paraformer's RTF
+TARGETS = {"greedy": 1.0, "beam 10": 1.15, "encoder": 1.10}  # at most this x Paraformer's RTF (encoder: at
+# equal parameter count)
 
 
 def random_language_model(dictionary) -> TransformerLanguageModel:
@@ -89,17 +94,73 @@ def real_time_factor(generator: CifGenerator, model, batches: List[Dict]) -> flo
     return (time.perf_counter() - start) / audio_seconds
 
 
-def _median_pass_times(systems: Dict, passes: int) -> Dict[str, float]:
-    """Median over ``passes`` of each system's time for all inputs; systems take turns in a pass."""
-    for run in systems.values():
-        run()  # warm-up
-    times: Dict[str, List[float]] = {name: [] for name in systems}
-    for _ in range(passes):
-        for name, run in systems.items():
+class _StageClock:
+    """Adds up the wall time a model spends in ``forward_encoder`` and ``forward_cif`` while active,
+    so that a decoding run's own calls give its breakdown (no separate, unpaired runs)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.seconds = {"encoder": 0.0, "CIF": 0.0}
+
+    def _timed(self, stage: str, function):
+        def timed(*args, **kwargs):
             start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - start
+
+        return timed
+
+    def __enter__(self):
+        self.seconds = {"encoder": 0.0, "CIF": 0.0}
+        self.model.forward_encoder = self._timed(
+            "encoder", type(self.model).forward_encoder.__get__(self.model)
+        )
+        self.model.forward_cif = self._timed("CIF", type(self.model).forward_cif.__get__(self.model))
+        return self
+
+    def __exit__(self, *unused):
+        del self.model.forward_encoder, self.model.forward_cif  # the class's methods again
+
+
+def _pass_times(
+    systems: Dict, count: int, passes: int, clock: _StageClock
+) -> Dict[str, Dict[str, List[float]]]:
+    """Per system and pass, its time for all ``count`` inputs ("total") and the encoder and CIF time
+    inside it. Within a pass the systems take turns on each input, so that every system meets the
+    same machine state within milliseconds; one warm-up pass first."""
+    for index in range(count):
+        for run in systems.values():
+            run(index)
+    times: Dict[str, Dict[str, List[float]]] = {name: {} for name in systems}
+    for _ in range(passes):
+        sums = {name: {"total": 0.0, "encoder": 0.0, "CIF": 0.0} for name in systems}
+        for index in range(count):
+            for name, run in systems.items():
+                with clock:
+                    start = time.perf_counter()
+                    run(index)
+                    sums[name]["total"] += time.perf_counter() - start
+                for stage, seconds in clock.seconds.items():
+                    sums[name][stage] += seconds
+        for name, stages in sums.items():
+            for stage, seconds in stages.items():
+                times[name].setdefault(stage, []).append(seconds)
+    return times
+
+
+def _paired_ratio(times, ours: str, theirs: str) -> Tuple[float, float, float]:
+    """Median, lowest and highest over the passes of our time / theirs in the same pass."""
+    ratios = sorted(a / b for a, b in zip(times[ours]["total"], times[theirs]["total"], strict=True))
+    return statistics.median(ratios), ratios[0], ratios[-1]
+
+
+def _equal_parameter_blocks(paraformer, target: int) -> int:
+    """Encoder blocks that bring Paraformer's encoder nearest ``target`` parameters."""
+    blocks = paraformer.model.encoder.encoders
+    per_block = sum(p.numel() for p in blocks[0].parameters())
+    return len(blocks) + round((target - paraformer.encoder_parameters()) / per_block)
 
 
 def side_by_side(model, dictionary, batches: List[Dict], passes: int) -> None:
@@ -108,7 +169,10 @@ def side_by_side(model, dictionary, batches: List[Dict], passes: int) -> None:
     if problem is not None:
         print(f"side by side with Paraformer skipped: {problem}")
         return
+    encoder_parameters = sum(p.numel() for p in model.encoder.parameters())
     paraformer = paraformer_peer.Paraformer(len(dictionary), TOKENS_PER_SECOND)
+    equal_blocks = _equal_parameter_blocks(paraformer, encoder_parameters)
+    paraformer_equal = paraformer_peer.Paraformer(len(dictionary), TOKENS_PER_SECOND, equal_blocks)
     inputs = [(b["net_input"]["src_tokens"], b["net_input"]["src_lengths"]) for b in batches]
     audio_seconds = sum(float(lengths.sum()) * FRAME_SECONDS for _, lengths in inputs)
     greedy, beam = CifGenerator(model, dictionary, beam=1), CifGenerator(model, dictionary, beam=10)
@@ -118,60 +182,57 @@ def side_by_side(model, dictionary, batches: List[Dict], passes: int) -> None:
     our_tokens = sum(int(c["fire_counts"].sum()) for c in cifs)
     their_tokens = sum(paraformer.recognise(x) for x, _ in inputs)
 
-    def over_inputs(function):
-        return lambda: [function(x, n) for x, n in inputs]
-
-    @torch.no_grad()
-    def encode_and_fire(x, n):
-        model.forward_cif(model.forward_encoder(x, n), tail_threshold=greedy.tail_threshold)
-
     systems = {
-        "paraformer encoder": over_inputs(lambda x, n: paraformer.encode(x)),
-        "paraformer": over_inputs(lambda x, n: paraformer.recognise(x)),
-        "encoder": over_inputs(torch.no_grad()(lambda x, n: model.forward_encoder(x, n))),
-        "encoder + CIF": over_inputs(encode_and_fire),
-        "greedy": lambda: [greedy.generate([model], b) for b in batches],
-        "beam 10": lambda: [beam.generate([model], b) for b in batches],
+        "paraformer encoder": lambda i: paraformer.encode(inputs[i][0]),
+        "paraformer encoder, equal parameters": lambda i: paraformer_equal.encode(inputs[i][0]),
+        "paraformer": lambda i: paraformer.recognise(inputs[i][0]),
+        "encoder": torch.no_grad()(lambda i: model.forward_encoder(*inputs[i])),
+        "greedy": lambda i: greedy.generate([model], batches[i]),
+        "beam 10": lambda i: beam.generate([model], batches[i]),
     }
-    seconds = _median_pass_times(systems, passes)
-    rtf = {name: value / audio_seconds for name, value in seconds.items()}
+    times = _pass_times(systems, len(inputs), passes, _StageClock(model))
+    seconds = {
+        name: {stage: statistics.median(v) for stage, v in stages.items()} for name, stages in times.items()
+    }
+    rtf = {name: stages["total"] / audio_seconds for name, stages in seconds.items()}
     active = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("ctc_proj"))
-    encoder_parameters = sum(p.numel() for p in model.encoder.parameters())
     print(
         f"\nside by side, batch 1, CPU, {torch.get_num_threads()} thread(s), {len(inputs)} utterances "
         f"({audio_seconds:.1f} s), median of {passes} passes; tokens decoded: ours {our_tokens}, "
         f"Paraformer {their_tokens}"
     )
-    print(f"{'system':<12} {'what is timed':<22} {'parameters':>11} {'RTF':>8} {'x Paraformer':>13}")
+    recipe, equal = "paraformer encoder", "paraformer encoder, equal parameters"
+    equal_parameters = paraformer_equal.encoder_parameters()
+    compared = {"greedy": "paraformer", "beam 10": "paraformer", "encoder": equal}
+    ratios = {name: _paired_ratio(times, name, theirs) for name, theirs in compared.items()}
+    print(f"{'system':<12} {'what is timed':<38} {'parameters':>10} {'RTF':>8} {'x Paraformer (range)':>22}")
     rows = [
-        ("Paraformer", "encoder", paraformer.encoder_parameters(), rtf["paraformer encoder"], None),
-        ("Paraformer", "recognition (NAR)", paraformer.parameters(active_only=True), rtf["paraformer"], None),
-        ("ours", "encoder", encoder_parameters, rtf["encoder"], rtf["encoder"] / rtf["paraformer encoder"]),
-        ("ours", "encoder + CIF", None, rtf["encoder + CIF"], None),
-        ("ours", "greedy", active, rtf["greedy"], rtf["greedy"] / rtf["paraformer"]),
-        ("ours", "beam 10", active, rtf["beam 10"], rtf["beam 10"] / rtf["paraformer"]),
-    ]
-    for system, what, parameters, value, ratio in rows:
-        count = f"{parameters / 1e6:.1f} M" if parameters else ""
-        print(f"{system:<12} {what:<22} {count:>11} {value:>8.4f} {f'{ratio:.2f}x' if ratio else '':>13}")
-    cif_ms = (seconds["encoder + CIF"] - seconds["encoder"]) / len(inputs) * 1e3
-    step_ms = {
-        mode: (seconds[mode] - seconds["encoder + CIF"]) / our_tokens * 1e3 for mode in ("greedy", "beam 10")
-    }
-    print(
-        f"ours, where the time goes: encoder {seconds['encoder'] / len(inputs) * 1e3:.1f} ms per utterance, "
-        f"CIF {cif_ms:.2f} ms per utterance, decoder {step_ms['greedy']:.2f} ms per step greedy, "
-        f"{step_ms['beam 10']:.2f} ms per step beam 10 (search and hypotheses included)"
-    )
-    ratios = {
-        "greedy": rtf["greedy"] / rtf["paraformer"],
-        "beam 10": rtf["beam 10"] / rtf["paraformer"],
-        "encoder": rtf["encoder"] / rtf["paraformer encoder"],
-    }
-    verdicts = [
-        f"{name} {ratios[name]:.2f}x (target <= {limit:.2f}x: {'met' if ratios[name] <= limit else 'missed'})"
-        for name, limit in TARGETS.items()
-    ]
+        ("Paraformer", "encoder (recipe, 12 blocks)", paraformer.encoder_parameters(), recipe),
+        ("Paraformer", f"encoder, {equal_blocks} blocks (equal parameters)", equal_parameters, equal),
+        ("Paraformer", "recognition (NAR)", paraformer.parameters(active_only=True), "paraformer"),
+        ("ours", "encoder", encoder_parameters, "encoder"),
+        ("ours", "greedy", active, "greedy"),
+        ("ours", "beam 10", active, "beam 10"),
+    ]  # fmt: skip
+    for system, what, parameters, name in rows:
+        ratio = "{:.2f}x ({:.2f}-{:.2f})".format(*ratios[name]) if name in ratios else ""
+        print(f"{system:<12} {what:<38} {parameters / 1e6:>8.1f} M {rtf[name]:>8.4f} {ratio:>22}")
+    print("ours, encoder against the recipe's 12-block encoder: {:.2f}x ({:.2f}-{:.2f})".format(
+        *_paired_ratio(times, "encoder", recipe)))  # fmt: skip
+    for mode in ("greedy", "beam 10"):
+        stages = seconds[mode]
+        decoding = stages["total"] - stages["encoder"] - stages["CIF"]
+        print(
+            f"ours, {mode}, where the time goes (inside the same runs): encoder "
+            f"{stages['encoder'] / len(inputs) * 1e3:.1f} ms, CIF {stages['CIF'] / len(inputs) * 1e3:.2f} ms "
+            f"per utterance; search and hypotheses {decoding / our_tokens * 1e3:.2f} ms per step"
+        )
+    verdicts = []
+    for name, limit in TARGETS.items():
+        ratio = ratios[name][0]
+        verdicts.append(
+            f"{name} {ratio:.2f}x (target <= {limit:.2f}x: {'met' if ratio <= limit else 'missed'})"
+        )
     print("targets: " + ", ".join(verdicts))
 
 

@@ -76,13 +76,16 @@ class Paraformer:
     Args:
         vocab_size (int): output vocabulary (ours: 4,234 symbols).
         tokens_per_second (float): the constant CIF weight per 40 ms frame is this rate x 0.04.
+        encoder_blocks (int): conformer blocks of the encoder (the recipe's 12 by default; more to
+            compare encoders at equal parameter count).
     """
 
-    def __init__(self, vocab_size: int, tokens_per_second: float):
+    def __init__(self, vocab_size: int, tokens_per_second: float, encoder_blocks: int = 12):
         from funasr.register import tables
 
+        recipe = dict(RECIPE, encoder_conf=dict(RECIPE["encoder_conf"], num_blocks=encoder_blocks))
         with _quiet():
-            self.model = tables.model_classes["Paraformer"](**RECIPE, vocab_size=vocab_size).eval()
+            self.model = tables.model_classes["Paraformer"](**recipe, vocab_size=vocab_size).eval()
         with torch.no_grad():
             output = self.model.predictor.cif_output
             output.weight.zero_()

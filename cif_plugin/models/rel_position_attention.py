@@ -23,7 +23,7 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
     content term to ``scaled_dot_product_attention`` with the position term (and the key padding)
     as an additive bias, which equals the explicit softmax (docs/model.md, "Encoder"); in half
     precision it keeps the explicit float32 softmax. Its projections go through
-    ``cif_plugin.modules.inference_linear`` (prepacked weights in CPU inference).
+    ``cif_plugin.modules.inference_linear`` (weight copies laid out for the CPU in inference).
     """
 
     def attend(
