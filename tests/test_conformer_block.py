@@ -74,3 +74,47 @@ def test_one_layer_front_end_equals_the_convolution_and_permute(kernel):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     got.sum().backward()  # the patch product trains like the convolution
     assert subsampler.convs[0].weight.grad is not None
+
+
+def test_kept_position_projections_equal_the_projection_of_each_length():
+    """Inference slices the projection of the longest encodings seen: any length, in any order, gives
+    linear_pos of its own encodings, and a changed weight is read at once."""
+    from cif_plugin.models.rel_position_attention import Float32SoftmaxRelPositionAttention
+    from cif_plugin.models.rel_positional_encoding import ThreadSafeRelPositionalEncoding
+    from cif_plugin.modules.inference_linear import weight_cache
+
+    torch.manual_seed(4)
+    attention = Float32SoftmaxRelPositionAttention(32, 4, dropout=0.0).eval()
+    encoding = ThreadSafeRelPositionalEncoding(16, 32)  # grows its table past 16 frames
+
+    def expected(length):
+        return nn.functional.linear(
+            encoding(torch.zeros(length, 1, 32)).transpose(0, 1), attention.linear_pos.weight
+        )
+
+    with torch.no_grad():
+        for length in [5, 40, 1, 17, 40, 64, 3]:
+            got = attention._projected_positions(encoding(torch.zeros(length, 1, 32)))
+            torch.testing.assert_close(got, expected(length), atol=1e-6, rtol=1e-6)
+        kept_encodings, _ = weight_cache(attention.linear_pos.weight)["positions"]
+        assert kept_encodings.size(0) == 2 * 64 - 1  # the longest seen is kept, and shorter ones sliced
+        attention.linear_pos.weight.mul_(-1.0)
+        got = attention._projected_positions(encoding(torch.zeros(7, 1, 32)))
+        torch.testing.assert_close(got, expected(7), atol=1e-6, rtol=1e-6)
+        other = torch.randn(13, 1, 32)  # not the middle of the kept encodings: projected afresh
+        torch.testing.assert_close(
+            attention._projected_positions(other),
+            nn.functional.linear(other.transpose(0, 1), attention.linear_pos.weight),
+            atol=1e-6,
+            rtol=1e-6,
+        )
+
+
+@pytest.mark.parametrize("frames", [1, 2, 9])
+def test_shifted_scores_are_fairseqs_rel_shift(frames):
+    from cif_plugin.models.rel_position_attention import Float32SoftmaxRelPositionAttention
+
+    attention = Float32SoftmaxRelPositionAttention(8, 2, dropout=0.0).eval()
+    scores = torch.randn(3, 2, frames, 2 * frames - 1)
+    with torch.no_grad():
+        torch.testing.assert_close(attention._shifted(scores), attention.rel_shift(scores), atol=0, rtol=0)

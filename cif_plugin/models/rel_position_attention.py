@@ -7,9 +7,11 @@ import torch
 from fairseq.modules import RelPositionMultiHeadedAttention
 from torch import Tensor
 
-from ..modules.inference_linear import apply_linear
+from ..modules.inference_linear import apply_linear, weight_cache
 
-__all__ = ["Float32SoftmaxRelPositionAttention"]
+__all__ = ["CACHED_POSITIONS", "Float32SoftmaxRelPositionAttention"]
+
+CACHED_POSITIONS = 1024  # frames: the longest input whose projected encodings inference keeps, per layer
 
 
 class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
@@ -47,7 +49,7 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
         query, key, value = self._heads(x)
         query_u, query_v = query + self.pos_bias_u.unsqueeze(1), query + self.pos_bias_v.unsqueeze(1)
         positions = self._position_heads(pos_emb)
-        position_scores = self.rel_shift(torch.matmul(query_v, positions.transpose(-2, -1)))  # (B, H, T, T)
+        position_scores = self._shifted(torch.matmul(query_v, positions.transpose(-2, -1)))  # (B, H, T, T)
         if padding_mask is not None and not torch.jit.is_tracing() and not padding_mask.any():
             padding_mask = None
         if query.dtype != torch.float32:
@@ -63,6 +65,24 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
             bias = bias.masked_fill(padding_mask[:, None, None, :], torch.finfo(bias.dtype).min)
         self.attn = None  # not kept: the fused kernel never forms the weights
         return self._fused_attention(query_u, key, value, bias)
+
+    def _shifted(self, all_distances: Tensor) -> Tensor:
+        """(B, H, T, 2T - 1) scores against every distance -> (B, H, T, T), where [i, j] is the
+        score at distance index T - 1 - i + j: fairseq's ``rel_shift``, in inference as a strided
+        view instead of a padded copy."""
+        if (
+            self.zero_triu
+            or torch.is_grad_enabled()
+            or torch.jit.is_tracing()
+            or not all_distances.is_contiguous()
+        ):
+            return self.rel_shift(all_distances)
+        batch, heads, frames, width = all_distances.shape
+        return all_distances.as_strided(
+            (batch, heads, frames, frames),
+            (heads * frames * width, frames * width, width - 1, 1),
+            all_distances.storage_offset() + frames - 1,
+        )
 
     def attend_chunk(
         self, x: Tensor, cached_keys: Optional[Tensor], cached_values: Optional[Tensor], pos_encoding
@@ -105,8 +125,29 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
 
     def _position_heads(self, pos_emb: Tensor) -> Tensor:
         """(2T - 1, 1, C) relative encodings -> projected (1, H, 2T - 1, d_k)."""
-        positions = apply_linear(self.linear_pos, pos_emb.transpose(0, 1))
-        return positions.view(1, -1, self.h, self.d_k).transpose(1, 2)
+        return self._projected_positions(pos_emb).view(1, -1, self.h, self.d_k).transpose(1, 2)
+
+    def _projected_positions(self, pos_emb: Tensor) -> Tensor:
+        """(2T - 1, 1, C) relative encodings -> ``linear_pos`` of them, (1, 2T - 1, C).
+
+        The encodings of length T are the middle of those of any longer length (distances
+        T - 1 .. -(T - 1)), and so is their projection: in inference the projection of the longest
+        encodings seen (up to ``CACHED_POSITIONS`` frames) is kept with the weight and sliced, after
+        a check that the encodings given are indeed the middle of the kept ones.
+        """
+        if torch.is_grad_enabled() or torch.jit.is_tracing():
+            return apply_linear(self.linear_pos, pos_emb.transpose(0, 1))
+        kept = weight_cache(self.linear_pos.weight)
+        source, projected = kept.get("positions", (None, None))
+        rows = pos_emb.size(0)
+        if source is not None and source.size(0) >= rows and source.dtype == pos_emb.dtype:
+            start = (source.size(0) - rows) // 2
+            if source.device == pos_emb.device and torch.equal(source[start : start + rows], pos_emb):
+                return projected[:, start : start + rows]
+        fresh = apply_linear(self.linear_pos, pos_emb.transpose(0, 1))
+        if rows <= 2 * CACHED_POSITIONS - 1 and (source is None or rows > source.size(0)):
+            kept["positions"] = (pos_emb, fresh)
+        return fresh
 
     def _fused_attention(self, query_u: Tensor, key: Tensor, value: Tensor, bias: Tensor) -> Tensor:
         """``scaled_dot_product_attention`` with the additive ``bias`` (B, H, T1, T2), then

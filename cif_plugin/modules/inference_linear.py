@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-__all__ = ["linear", "apply_linear", "stacked", "transposed"]
+__all__ = ["linear", "apply_linear", "stacked", "transposed", "weight_cache"]
 
 _COPIES: Dict[tuple, tuple] = {}  # (id(weight) or ids, layout) -> (weak references, stamps, copy)
 
@@ -95,3 +95,9 @@ def stacked(tensors: Sequence[Tensor]) -> Tensor:
 def transposed(weight: Tensor) -> Tensor:
     """A contiguous (in, out) copy of an (out, in) weight, kept until the weight changes."""
     return _transposed_copy(weight)
+
+
+def weight_cache(weight: Tensor) -> Dict:
+    """A dict for values computed from ``weight`` in inference, emptied whenever the weight changes
+    (in place, by a ``.data`` swap or by an optimiser step), as the weight copies are."""
+    return _cached((id(weight), "derived"), (weight,), dict)
