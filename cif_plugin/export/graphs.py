@@ -19,7 +19,7 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
-from ..generation.cached_decoding import decoder_layer_step
+from ..generation.cached_decoding import LayerStepWeights, affine, decoder_layer_step, layer_step_weights
 from ..models.cif_decoder import CifArDecoder
 from ..modules.integrate_and_fire_dense import integrate_and_fire_dense
 from ..modules.masks import padding_mask_from_lengths
@@ -119,26 +119,30 @@ class CifDecoderStepGraph(nn.Module):
         x = decoder.input_proj(torch.cat([embedded, prev_cif], dim=-1)) + self.position_table[step]
         caches = []
 
-        def attend(attention, h: Tensor, layer_cache: Tensor) -> Tensor:
-            attended, grown = self._self_attention(attention, h, layer_cache)
+        def attend(weights: LayerStepWeights, h: Tensor, layer_cache: Tensor) -> Tensor:
+            attended, grown = self._self_attention(weights, h, layer_cache)
             caches.append(grown)
             return attended
 
         for index, layer in enumerate(decoder.layers):
-            x = decoder_layer_step(layer, x, functools.partial(attend, layer_cache=cache[index]))
+            weights = layer_step_weights(
+                layer, transpose=torch.t, stack=torch.cat
+            )  # traced from the parameters
+            x = decoder_layer_step(weights, x, functools.partial(attend, layer_cache=cache[index]))
         if decoder.layer_norm is not None:
             x = decoder.layer_norm(x)
         logits = decoder.output_projection(decoder.output_concat_proj(torch.cat([x, cif], dim=-1)))
         return logits, torch.stack(caches)
 
     @staticmethod
-    def _self_attention(attention, x: Tensor, cache: Tensor) -> Tuple[Tensor, Tensor]:
+    def _self_attention(weights: LayerStepWeights, x: Tensor, cache: Tensor) -> Tuple[Tensor, Tensor]:
         """(R, C) step inputs, (2, R, H, S, d) cache -> (R, C) output, (2, R, H, S + 1, d) cache."""
-        rows, heads, head_dim = x.size(0), attention.num_heads, attention.head_dim
-        query = (attention.q_proj(x) * attention.scaling).view(rows, heads, 1, head_dim)
-        key = attention.k_proj(x).view(1, rows, heads, 1, head_dim)
-        value = attention.v_proj(x).view(1, rows, heads, 1, head_dim)
-        cache = torch.cat([cache, torch.cat([key, value], dim=0)], dim=3)
-        weights = torch.softmax(torch.matmul(query, cache[0].transpose(-1, -2)).float(), dim=-1)
-        attended = torch.matmul(weights.to(cache.dtype), cache[1])  # (R, H, 1, d)
-        return attention.out_proj(attended.view(rows, -1)), cache
+        attention = weights.attention
+        rows, width, heads, head_dim = x.size(0), x.size(1), attention.num_heads, attention.head_dim
+        query_key_value = affine(x, weights.query_key_value)  # (R, 3C)
+        query = (query_key_value[:, :width] * attention.scaling).view(rows, heads, 1, head_dim)
+        key_value = query_key_value[:, width:].view(rows, 2, heads, 1, head_dim).transpose(0, 1)
+        cache = torch.cat([cache, key_value], dim=3)
+        scores = torch.softmax(torch.matmul(query, cache[0].transpose(-1, -2)).float(), dim=-1)
+        attended = torch.matmul(scores.to(cache.dtype), cache[1])  # (R, H, 1, d)
+        return affine(attended.view(rows, -1), weights.attention_out), cache

@@ -7,21 +7,31 @@ Here each stack of fairseq Transformer decoder layers (self-attention only) writ
 values into one tensor allocated for all steps, indexed by step; reordering the beam is one
 ``index_select`` on that tensor; what does not depend on the decoded tokens (the CIF terms of the
 input and output projections, the positions) is computed once per batch. A step multiplies a few
-rows by every weight matrix, so its cost is reading the weights: the multiplications go through
-``cif_plugin.modules.inference_linear``, which reads weight copies laid out for the CPU's fastest
-kernels. Evaluation only: no dropout is applied.
+rows by every weight matrix, so its cost is reading the weights and calling the operators: the
+weights of each layer are resolved once per search (:class:`LayerStepWeights`, (in, out) copies
+from ``cif_plugin.modules.inference_linear``, which the matrix-vector kernel reads fastest, kept until
+a weight changes) and a step calls ``torch.addmm`` and ``layer_norm`` on them directly. Evaluation
+only: no dropout is applied.
 """
 
 import functools
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
 from fairseq.modules.transformer_layer import TransformerDecoderLayerBase
 from torch import Tensor, nn
 
-from ..modules.inference_linear import apply_linear, linear, stacked, transposed
+from ..modules.inference_linear import apply_linear, stacked, transposed
 
-__all__ = ["CachedDecoderLayers", "CifDecoderSteps", "LanguageModelSteps", "decoder_layer_step"]
+__all__ = [
+    "CachedDecoderLayers",
+    "CifDecoderSteps",
+    "LanguageModelSteps",
+    "LayerStepWeights",
+    "affine",
+    "decoder_layer_step",
+    "layer_step_weights",
+]
 
 
 def _check_supported(layer: TransformerDecoderLayerBase) -> None:
@@ -39,32 +49,87 @@ def _check_supported(layer: TransformerDecoderLayerBase) -> None:
         raise ValueError(f"cached decoding does not support decoder layers with {', '.join(found)}")
 
 
-def decoder_layer_step(layer: TransformerDecoderLayerBase, x: Tensor, self_attention: Callable) -> Tensor:
+class LayerStepWeights(NamedTuple):
+    """What one step of a fairseq decoder layer reads, resolved once: layer norms as
+    ``(shape, weight, bias, eps)``, linear maps as an (in, out) weight and a bias (or None) for
+    ``torch.addmm``, and the query, key and value maps stacked into one (C, 3C) product."""
+
+    normalize_before: bool
+    attention: nn.Module  # the layer's MultiheadAttention (heads, scaling)
+    attention_norm: tuple
+    final_norm: tuple
+    query_key_value: Tuple[Tensor, Optional[Tensor]]
+    attention_out: Tuple[Tensor, Optional[Tensor]]
+    fc1: Tuple[Tensor, Optional[Tensor]]
+    fc2: Tuple[Tensor, Optional[Tensor]]
+    activation: Callable[[Tensor], Tensor]
+
+
+def layer_step_weights(
+    layer: TransformerDecoderLayerBase, transpose: Callable = transposed, stack: Callable = stacked
+) -> LayerStepWeights:
+    """The :class:`LayerStepWeights` of ``layer``. ``transpose`` and ``stack`` make the (in, out)
+    and stacked weights: by default copies kept until the weights change; a graph export passes
+    ``Tensor.t`` and ``torch.cat`` so that the traced graph reads the parameters."""
+    _check_supported(layer)
+    attention = layer.self_attn
+    projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+    biases = [projection.bias for projection in projections]  # fairseq gives all three or none
+    query_key_value = transpose(stack([projection.weight for projection in projections]))
+    return LayerStepWeights(
+        normalize_before=layer.normalize_before,
+        attention=attention,
+        attention_norm=_norm(layer.self_attn_layer_norm),
+        final_norm=_norm(layer.final_layer_norm),
+        query_key_value=(query_key_value, None if biases[0] is None else stack(biases)),
+        attention_out=(transpose(attention.out_proj.weight), attention.out_proj.bias),
+        fc1=(transpose(layer.fc1.weight), layer.fc1.bias),
+        fc2=(transpose(layer.fc2.weight), layer.fc2.bias),
+        activation=layer.activation_fn,
+    )
+
+
+def _norm(norm: nn.LayerNorm) -> tuple:
+    return norm.normalized_shape, norm.weight, norm.bias, norm.eps
+
+
+def _layer_norm(x: Tensor, norm: tuple) -> Tensor:
+    return nn.functional.layer_norm(x, *norm)
+
+
+def affine(x: Tensor, weight_and_bias: Tuple[Tensor, Optional[Tensor]]) -> Tensor:
+    """(rows, in) -> (rows, out) through an (in, out) weight and a bias (or None)."""
+    weight, bias = weight_and_bias
+    return torch.mm(x, weight) if bias is None else torch.addmm(bias, x, weight)
+
+
+def decoder_layer_step(weights: LayerStepWeights, x: Tensor, self_attention: Callable) -> Tensor:
     """One fairseq decoder layer without encoder attention on (rows, C) inputs of one step;
-    ``self_attention(layer.self_attn, x)`` gives the (rows, C) output of its self-attention over the
+    ``self_attention(weights, x)`` gives the (rows, C) output of its self-attention over the
     earlier steps (the caller keeps the keys and values)."""
     residual = x
-    if layer.normalize_before:
-        x = layer.self_attn_layer_norm(x)
-    x = residual + self_attention(layer.self_attn, x)
-    if not layer.normalize_before:
-        x = layer.self_attn_layer_norm(x)
+    if weights.normalize_before:
+        x = _layer_norm(x, weights.attention_norm)
+    x = residual + self_attention(weights, x)
+    if not weights.normalize_before:
+        x = _layer_norm(x, weights.attention_norm)
     residual = x
-    if layer.normalize_before:
-        x = layer.final_layer_norm(x)
-    x = residual + apply_linear(layer.fc2, layer.activation_fn(apply_linear(layer.fc1, x)))
-    if not layer.normalize_before:
-        x = layer.final_layer_norm(x)
+    if weights.normalize_before:
+        x = _layer_norm(x, weights.final_norm)
+    x = residual + affine(weights.activation(affine(x, weights.fc1)), weights.fc2)
+    if not weights.normalize_before:
+        x = _layer_norm(x, weights.final_norm)
     return x
 
 
 class CachedDecoderLayers:
     """fairseq decoder layers run one step at a time over ``rows`` sequences.
 
-    A step is few operations: each layer's query, key and value come out of one matrix product
-    (their weights stacked once), the step's key and value go into the cache with one copy, and
-    ``scaled_dot_product_attention`` attends over the cached steps (fairseq's scaling, a softmax
-    over the earlier steps: the same sums as fairseq's incremental ``MultiheadAttention``).
+    A step is few operations on weights resolved once (:class:`LayerStepWeights`): each layer's
+    query, key and value come out of one matrix product, the step's key and value go into the
+    cache with one copy, and ``scaled_dot_product_attention`` attends over the cached steps
+    (fairseq's scaling, a softmax over the earlier steps: the same sums as fairseq's incremental
+    ``MultiheadAttention``).
 
     Args:
         layers (nn.ModuleList): ``TransformerDecoderLayerBase`` layers without encoder attention use.
@@ -74,39 +139,33 @@ class CachedDecoderLayers:
     """
 
     def __init__(self, layers: nn.ModuleList, rows: int, max_steps: int, like: Tensor):
-        for layer in layers:
-            _check_supported(layer)
+        self.weights = [layer_step_weights(layer) for layer in layers]
         attention = layers[0].self_attn
-        self.layers = layers
         self.heads, self.head_dim = attention.num_heads, attention.head_dim
-        self.projections = [_stacked_projections(layer.self_attn) for layer in layers]
         # (layer, key/value, row, head, step, head_dim)
         self.cache = like.new_zeros(len(layers), 2, rows, self.heads, max_steps, self.head_dim)
 
     def step(self, x: Tensor, step: int) -> Tensor:
         """(rows, C) inputs at ``step`` -> (rows, C) outputs of the last layer."""
-        for index, (layer, projections) in enumerate(zip(self.layers, self.projections, strict=True)):
-            attend = functools.partial(
-                self._self_attention, projections=projections, cache=self.cache[index], step=step
-            )
-            x = decoder_layer_step(layer, x, attend)
+        for index, weights in enumerate(self.weights):
+            attend = functools.partial(self._self_attention, cache=self.cache[index], step=step)
+            x = decoder_layer_step(weights, x, attend)
         return x
 
-    def _self_attention(self, attention, x: Tensor, projections, cache: Tensor, step: int) -> Tensor:
-        """fairseq ``MultiheadAttention`` over steps 0..step; writes this step's key and value.
-
-        ``cache`` is the layer's (2, rows, heads, steps, head_dim) keys and values."""
+    def _self_attention(self, weights: LayerStepWeights, x: Tensor, cache: Tensor, step: int) -> Tensor:
+        """fairseq ``MultiheadAttention`` over steps 0..step; writes this step's key and value into
+        the layer's (2, rows, heads, steps, head_dim) ``cache``."""
         rows, width = x.shape
-        query_key_value = linear(x, *projections)  # (rows, 3C)
+        query_key_value = affine(x, weights.query_key_value)  # (rows, 3C)
         cache[:, :, :, step] = (
             query_key_value[:, width:].view(rows, 2, self.heads, self.head_dim).transpose(0, 1)
         )
         query = query_key_value[:, :width].view(rows, self.heads, 1, self.head_dim)
         seen = cache[:, :, :, : step + 1]
         attended = nn.functional.scaled_dot_product_attention(
-            query, seen[0], seen[1], scale=attention.scaling
+            query, seen[0], seen[1], scale=weights.attention.scaling
         )
-        return apply_linear(attention.out_proj, attended.view(rows, width))
+        return affine(attended.view(rows, width), weights.attention_out)
 
     def reorder(self, origin: Tensor) -> None:
         """Row r continues the sequence of row ``origin[r]``."""
@@ -119,15 +178,6 @@ class CachedDecoderLayers:
             grown = self.cache.new_zeros(*self.cache.shape[:4], max(max_steps, 2 * allocated), self.head_dim)
             grown[:, :, :, :, :allocated] = self.cache
             self.cache = grown
-
-
-def _stacked_projections(attention) -> Tuple[Tensor, Optional[Tensor]]:
-    """The (3C, C) query, key and value weights of a fairseq ``MultiheadAttention`` stacked, and
-    their biases (None when it has none)."""
-    projections = (attention.q_proj, attention.k_proj, attention.v_proj)
-    biases = [projection.bias for projection in projections]  # fairseq gives all three or none
-    weight = stacked([projection.weight for projection in projections])
-    return weight, None if biases[0] is None else stacked(biases)
 
 
 def _positions(embed_positions, steps: int, token: int, like: Tensor):
@@ -166,6 +216,10 @@ class CifDecoderSteps:
         self.output_from_cif = cif_out.new_zeros(utterances, 0, self.states_out.size(1))  # (U, N, D)
         self.last_cif = cif_out.new_zeros(utterances, 1, cif_dim)  # c_{i-1} of the next step
         self.utterance_of_row: Optional[Tensor] = None  # (rows,) after a reorder; None: row r is utterance r
+        self.embedding = decoder.embed_tokens.weight
+        self.final_norm = _norm(decoder.layer_norm) if decoder.layer_norm is not None else None
+        projection = decoder.output_projection
+        self.output = (transposed(projection.weight), projection.bias)  # (D, V) weight, bias or None
         self.layers = CachedDecoderLayers(decoder.layers, utterances, max(steps, 1), self.input_from_cif)
         self.extend(cif_out)
 
@@ -196,14 +250,13 @@ class CifDecoderSteps:
 
     def logits(self, prev_tokens: Tensor, step: int) -> Tensor:
         """(rows,) previous tokens -> (rows, V) logits of the token at ``step``."""
-        decoder = self.decoder
-        embedded = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
+        embedded = self.decoder.embed_scale * nn.functional.embedding(prev_tokens, self.embedding)
         x = torch.addmm(self._rows(self.input_from_cif[:, step]), embedded, self.token_in)
         x = self.layers.step(x, step)
-        if decoder.layer_norm is not None:
-            x = decoder.layer_norm(x)
+        if self.final_norm is not None:
+            x = _layer_norm(x, self.final_norm)
         output_states = torch.addmm(self._rows(self.output_from_cif[:, step]), x, self.states_out)
-        return apply_linear(decoder.output_projection, output_states)
+        return affine(output_states, self.output)
 
     def reorder(self, origin: Tensor) -> None:
         """Row r continues the sequence of row ``origin[r]``."""
