@@ -5,7 +5,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .inference_linear import apply_linear
+from .inference_linear import apply_linear, linear, weight_cache
 
 __all__ = ["Conv2dSubsampler"]
 
@@ -57,28 +57,46 @@ class Conv2dSubsampler(nn.Module):
         """
         if len(self.kernel_sizes) == 1 and not torch.jit.is_tracing():  # graph export: no Unfold op
             x = _single_conv_frames(self.convs[0], features)
+            x = linear(
+                x, self._frequency_major_weight(x.size(-1) // self.convs[0].out_channels), self.out_proj.bias
+            )
         else:
             x = self.convs(features.unsqueeze(1))  # (B, channels, T', F')
             batch, channels, frames, freq = x.shape
-            x = x.permute(0, 2, 1, 3).reshape(batch, frames, channels * freq)
+            x = apply_linear(self.out_proj, x.permute(0, 2, 1, 3).reshape(batch, frames, channels * freq))
         frames = x.size(1)
-        x = apply_linear(self.out_proj, x)
         out_lengths = self.output_lengths(lengths)
         padding_mask = torch.arange(frames, device=x.device) >= out_lengths.unsqueeze(1)
         return x.masked_fill(padding_mask.unsqueeze(-1), 0.0), out_lengths
 
+    def _frequency_major_weight(self, freq: int) -> Tensor:
+        """``out_proj``'s weight with its inputs in (frequency, channel) order instead of (channel,
+        frequency): (D, F' x C). Kept with the weight in inference."""
+
+        def reorder() -> Tensor:
+            weight = self.out_proj.weight
+            return weight.view(weight.size(0), -1, freq).transpose(1, 2).reshape(weight.size(0), -1)
+
+        if torch.is_grad_enabled():
+            return reorder()
+        kept = weight_cache(self.out_proj.weight)
+        if "frequency_major" not in kept:
+            kept["frequency_major"] = reorder()
+        return kept["frequency_major"]
+
 
 def _single_conv_frames(conv: nn.Conv2d, features: Tensor) -> Tensor:
-    """ReLU(conv(features)) laid out as (B, T', channels x F') frames, for a one-channel input.
+    """ReLU(conv(features)) as (B, T', F' x channels) frames, frequency-major, for a one-channel input.
 
-    The same sums as ``conv`` followed by the permute, as one batched matrix product of the
-    (channels, k x k) kernel with each output frame's (k x k, F') patches, which leaves the result
-    in frame order: several times faster than the convolution and the copy on the CPU.
+    The same sums as ``conv``, as one matrix product of every output position's (k x k) patch with
+    the (k x k, channels) kernel, bias included: several times faster than the convolution on the
+    CPU, and its result needs no copy into frame order (the caller's projection reads the frequency-
+    major layout).
     """
     kernel = conv.kernel_size[0]
     patches = features.unfold(1, kernel, 2).unfold(2, kernel, 2)  # (B, T', F', k, k)
     batch, frames, freq = patches.shape[:3]
-    patches = patches.permute(0, 1, 3, 4, 2).reshape(batch, frames, kernel * kernel, freq)
-    x = torch.matmul(conv.weight.view(conv.out_channels, -1), patches)  # (B, T', channels, F')
-    x = torch.relu(x + conv.bias.view(-1, 1))
-    return x.reshape(batch, frames, conv.out_channels * freq)
+    x = torch.addmm(
+        conv.bias, patches.reshape(-1, kernel * kernel), conv.weight.view(conv.out_channels, -1).t()
+    )
+    return torch.relu_(x).view(batch, frames, freq * conv.out_channels)
