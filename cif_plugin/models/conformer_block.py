@@ -70,11 +70,11 @@ class MaskedConformerBlock(ConformerEncoderLayer):
         Returns:
             Tensor: (B, T, C) output.
         """
-        x = x + 0.5 * _feed_forward(self.ffn1, x)
+        x = torch.add(x, _feed_forward(self.ffn1, x), alpha=0.5)
         attended = self.self_attn.attend(self.self_attn_layer_norm(x), padding_mask, pos_emb, blocked_mask)
         x = x + self.self_attn_dropout(attended)
         x = x + _masked_convolution(self.conv_module, x, padding_mask, self.causal_conv)
-        x = x + 0.5 * _feed_forward(self.ffn2, x)
+        x = torch.add(x, _feed_forward(self.ffn2, x), alpha=0.5)
         return self.final_layer_norm(x)
 
     def forward_chunk(self, x: Tensor, cache: "BlockCache", pos_encoding) -> Tensor:
@@ -92,7 +92,7 @@ class MaskedConformerBlock(ConformerEncoderLayer):
         """
         if not self.causal_conv:
             raise ValueError("streaming needs a causal depthwise convolution (--causal-conv)")
-        x = x + 0.5 * _feed_forward(self.ffn1, x)
+        x = torch.add(x, _feed_forward(self.ffn1, x), alpha=0.5)
         attended, cache.keys, cache.values = self.self_attn.attend_chunk(
             self.self_attn_layer_norm(x), cache.keys, cache.values, pos_encoding
         )
@@ -100,7 +100,7 @@ class MaskedConformerBlock(ConformerEncoderLayer):
         x = x + attended
         convolved, cache.conv_inputs = _streaming_convolution(self.conv_module, x, cache.conv_inputs)
         x = x + convolved
-        x = x + 0.5 * _feed_forward(self.ffn2, x)
+        x = torch.add(x, _feed_forward(self.ffn2, x), alpha=0.5)
         return self.final_layer_norm(x)
 
 
