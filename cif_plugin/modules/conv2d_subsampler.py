@@ -5,7 +5,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .inference_linear import apply_linear, linear, weight_cache
+from .inference_linear import apply_linear, derived, linear
 
 __all__ = ["Conv2dSubsampler"]
 
@@ -73,16 +73,12 @@ class Conv2dSubsampler(nn.Module):
         """``out_proj``'s weight with its inputs in (frequency, channel) order instead of (channel,
         frequency): (D, F' x C). Kept with the weight in inference."""
 
-        def reorder() -> Tensor:
-            weight = self.out_proj.weight
-            return weight.view(weight.size(0), -1, freq).transpose(1, 2).reshape(weight.size(0), -1)
-
-        if torch.is_grad_enabled():
-            return reorder()
-        kept = weight_cache(self.out_proj.weight)
-        if "frequency_major" not in kept:
-            kept["frequency_major"] = reorder()
-        return kept["frequency_major"]
+        weight = self.out_proj.weight
+        return derived(
+            (weight,),
+            "frequency major",
+            lambda: weight.view(weight.size(0), -1, freq).transpose(1, 2).reshape(weight.size(0), -1),
+        )
 
 
 def _single_conv_frames(conv: nn.Conv2d, features: Tensor) -> Tensor:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-__all__ = ["linear", "apply_linear", "stacked", "transposed", "weight_cache"]
+__all__ = ["linear", "apply_linear", "derived", "stacked", "transposed", "weight_cache"]
 
 _COPIES: Dict[tuple, tuple] = {}  # (id(weight) or ids, layout) -> (weak references, stamps, copy)
 
@@ -80,16 +80,21 @@ def apply_linear(module: nn.Linear, x: Tensor) -> Tensor:
     return linear(x, module.weight, module.bias)
 
 
+def derived(sources: Sequence[Tensor], name: str, make: Callable[[], Tensor]) -> Tensor:
+    """``make()``, a tensor computed from ``sources``: in inference kept under ``name`` until one of
+    them changes (as the weight copies are); with gradients on, computed afresh (differentiable)."""
+    if torch.is_grad_enabled():
+        return make()
+    sources = tuple(sources)
+    return _cached((tuple(id(source) for source in sources), name), sources, make)
+
+
 def stacked(tensors: Sequence[Tensor]) -> Tensor:
     """``torch.cat(tensors)`` (weights stacked along their outputs, or their biases), kept until one
     of them changes: several projections of the same input as one matrix product (a decoder step's
-    query, key and value). With gradients on, the plain differentiable ``torch.cat``."""
-    if torch.is_grad_enabled():
-        return torch.cat(list(tensors))
+    query, key and value)."""
     tensors = tuple(tensors)
-    return _cached(
-        (tuple(id(t) for t in tensors), "stacked"), tensors, lambda: torch.cat([t.detach() for t in tensors])
-    )
+    return derived(tensors, "stacked", lambda: torch.cat(tensors))
 
 
 def transposed(weight: Tensor) -> Tensor:
