@@ -168,14 +168,22 @@ def _export_decoder_step(model, out_dir: Path, opset: int) -> Dict:
 
 
 def _quantize(out_dir: Path, names: List[str]) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    """int8 weights for every MatMul and Gemm whose weight is a constant.
+
+    The quantiser only sees a weight that feeds its MatMul directly; a traced graph can reach it
+    through a transpose or a reshape (a kernel-1 convolution's weight), so the graph's constants are
+    folded first (onnxruntime's portable "basic" optimisations, without shape inference).
+    """
+    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
     for name in names:
         path = out_dir / name
-        quantized = path.with_suffix(".int8.onnx")
+        folded, quantized = path.with_suffix(".folded.onnx"), path.with_suffix(".int8.onnx")
+        quant_pre_process(str(path), str(folded), skip_symbolic_shape=True)
         quantize_dynamic(
-            str(path), str(quantized), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8
+            str(folded), str(quantized), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8
         )
+        folded.unlink()
         os.replace(quantized, path)
 
 

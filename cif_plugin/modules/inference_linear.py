@@ -65,7 +65,8 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """
     plain = torch.is_grad_enabled() or x.device.type != "cpu" or torch.jit.is_tracing()
     if plain or x.dtype != torch.float32 or weight.dtype != x.dtype:
-        return nn.functional.linear(x, weight.flatten(1), bias)
+        # a 2-D weight as it is: a traced flatten would hide the parameter from int8 quantisation
+        return nn.functional.linear(x, weight if weight.dim() == 2 else weight.flatten(1), bias)
     flat = x if x.dim() == 2 else x.reshape(-1, x.size(-1))
     out = (
         torch.mm(flat, _transposed_copy(weight))

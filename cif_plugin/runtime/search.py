@@ -23,6 +23,18 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def _top_indices(values: np.ndarray, count: int) -> np.ndarray:
+    """The indices of the ``count`` largest of the 1-D ``values``, largest first, ties in index
+    order: ``np.argsort(-values, kind="stable")[:count]`` without sorting all of ``values``."""
+    if count >= values.size:
+        return np.argsort(-values, kind="stable")
+    kth = np.partition(values, values.size - count)[values.size - count]  # the count-th largest
+    above = np.flatnonzero(values > kth)
+    tied = np.flatnonzero(values == kth)[: count - above.size]
+    top = np.concatenate([above, tied])
+    return top[np.lexsort((top, -values[top]))]
+
+
 class CifStepSearch:
     """Greedy (beam 1) or beam search of one utterance over the decoder-step graph.
 
@@ -94,7 +106,7 @@ class CifStepSearch:
             log_probs[finished] = -np.inf
             log_probs[finished, eos] = 0.0
             candidates = (scores[:, None] + log_probs).reshape(-1)
-            best = np.argsort(-candidates, kind="stable")[:beam]
+            best = _top_indices(candidates, beam)
             vocab = log_probs.shape[1]
             origin, tokens = best // vocab, best % vocab
             scores = candidates[best]
