@@ -17,7 +17,7 @@ import torch
 from cif_plugin.export.onnx_export import export_onnx
 from cif_plugin.inference import Recognizer
 from cif_plugin.runtime import BundleError, OnnxRecognizer
-from cif_plugin.runtime.features import numpy_fbank
+from cif_plugin.runtime.features import mel_banks, numpy_fbank
 from cif_plugin.runtime.search import _top_indices
 from cif_plugin.tasks.fbank_features import kaldi_fbank
 
@@ -126,6 +126,22 @@ def test_numpy_fbank_equals_torchaudio_kaldi_fbank(audio_files):
         samples, _ = soundfile.read(str(path), dtype="float32")
         expected = kaldi_fbank(torch.from_numpy(samples).unsqueeze(0))
         np.testing.assert_allclose(numpy_fbank(samples), expected, atol=1e-3)
+    # white noise of 2 frames and of 10 s plus a partial frame (every bin has energy)
+    for length in (561, 160123):
+        samples = (0.1 * np.random.default_rng(length).normal(size=length)).astype(np.float32)
+        expected = kaldi_fbank(torch.from_numpy(samples).unsqueeze(0))
+        np.testing.assert_allclose(numpy_fbank(samples), expected, atol=1e-3)
+    assert numpy_fbank(np.zeros(399, dtype=np.float32)).shape == (0, 80)  # shorter than one frame
+
+
+@pytest.mark.parametrize("bins, rate", [(80, 16000), (40, 16000), (80, 8000)])
+def test_mel_filters_are_torchaudios(bins, rate):
+    from torchaudio.compliance.kaldi import get_mel_banks
+
+    expected, _ = get_mel_banks(bins, 512, float(rate), 20.0, 0.0, 100.0, -500.0, 1.0)
+    got = mel_banks(bins, 512, rate)
+    np.testing.assert_allclose(got[:, :-1], expected.numpy(), atol=1e-4)
+    assert not got[:, -1].any()  # the Nyquist bin
 
 
 def test_onnxruntime_backend_runs_without_torch_and_fairseq(exported, audio_files):
