@@ -98,13 +98,16 @@ def test_kept_position_projections_equal_the_projection_of_each_length():
         for length in [5, 40, 1, 17, 40, 64, 3]:
             got = attention._projected_positions(encoding(torch.zeros(length, 1, 32)))
             torch.testing.assert_close(got, expected(length), atol=1e-6, rtol=1e-6)
-        kept_encodings, kept_projection = weight_cache(attention.linear_pos.weight)["positions"]
+        kept_encodings, _, kept_projection = weight_cache(attention.linear_pos.weight)["positions"]
         assert kept_encodings.size(0) == 2 * 64 - 1  # the longest seen is kept, and shorter ones sliced
         shorter = attention._projected_positions(encoding(torch.zeros(3, 1, 32)))
         assert shorter.untyped_storage().data_ptr() == kept_projection.untyped_storage().data_ptr()
         attention.linear_pos.weight.mul_(-1.0)
         got = attention._projected_positions(encoding(torch.zeros(7, 1, 32)))
         torch.testing.assert_close(got, expected(7), atol=1e-6, rtol=1e-6)
+        encoding.pe.mul_(0.5)  # the table written in place: the kept projection is stale
+        got = attention._projected_positions(encoding(torch.zeros(5, 1, 32)))  # within the kept 7
+        torch.testing.assert_close(got, expected(5), atol=1e-6, rtol=1e-6)
         other = torch.randn(13, 1, 32)  # not the middle of the kept encodings: projected afresh
         torch.testing.assert_close(
             attention._projected_positions(other),
