@@ -4,11 +4,13 @@ transcribes with onnxruntime alone (docs/onnx.md).
 The folder holds encoder.onnx (CIF: conformer, CTC head, CIF weights and integrate-and-fire, with the
 CIF vectors, their count, the per-frame weights and the firing frames as outputs, so timestamps
 survive; CTC: log-probabilities; ASG: emissions and the transition matrix), for CIF models
-decoder_step.onnx (one decoder step over a key/value cache, for greedy and beam search), the
-feature statistics, and onnx_model.json. Every graph has dynamic batch and time axes: it is traced
+decoder_step.onnx (one decoder step over a key/value cache, for greedy and beam search), with
+--lm-path lm_step.onnx (one step of the fusion LM, the same way), the feature statistics, and
+onnx_model.json. Every graph has dynamic batch and time axes: it is traced
 from a 3 s input and checked against PyTorch on a longer padded batch before it is written.
 
 Usage: python scripts/export_onnx.py exp/package exp/onnx [--quantize int8] [--opset 17]
+           [--lm-path lm/checkpoint_best.pt --lm-weight 0.3]
        python scripts/transcribe.py --model exp/onnx --backend onnxruntime audio.wav
 """
 
@@ -40,14 +42,33 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--data", type=Path, help="a checkpoint's data folder (default: the one it was trained on)"
     )
+    parser.add_argument(
+        "--lm-path",
+        type=Path,
+        help="CIF models: a fairseq LM over the same dictionary, exported for shallow fusion",
+    )
+    parser.add_argument(
+        "--lm-weight",
+        type=float,
+        default=0.0,
+        help="weight of the LM log-probabilities in the runtime's searches (default 0: no LM exported)",
+    )
     args = parser.parse_args(argv)
-    if not args.model.exists():
-        print(f"error: {args.model}: no such package or checkpoint", file=sys.stderr)
-        return 2
+    for path, what in ((args.model, "package or checkpoint"), (args.lm_path, "LM checkpoint")):
+        if path is not None and not path.exists():
+            print(f"error: {path}: no such {what}", file=sys.stderr)
+            return 2
     from cif_plugin.export.onnx_export import export_onnx
 
     manifest = export_onnx(
-        args.model, args.out_dir, args.opset, args.quantize, args.tail_threshold, args.data
+        args.model,
+        args.out_dir,
+        args.opset,
+        args.quantize,
+        args.tail_threshold,
+        args.data,
+        lm_path=args.lm_path,
+        lm_weight=args.lm_weight,
     )
     size = sum(path.stat().st_size for path in args.out_dir.iterdir())
     summary = {"onnx": str(args.out_dir), "bytes": size, "files": sorted(manifest["files"])}

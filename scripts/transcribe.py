@@ -132,7 +132,10 @@ def _onnx_recognizer(args, parser):
     given = [option for option, value in unsupported.items() if value]
     if given:
         parser.error(f"--backend onnxruntime does not take {', '.join(given)}")
-    return OnnxRecognizer(args.model, beam=args.beam, onset=args.onset)
+    try:
+        return OnnxRecognizer(args.model, beam=args.beam, onset=args.onset, lm_weight=args.lm_weight)
+    except ValueError as error:  # BundleError included: the message names the file
+        parser.error(str(error))
 
 
 def _finish(text: str, transcripts, args) -> int:

@@ -263,3 +263,45 @@ def test_top_indices_are_the_stable_argsort_of_the_beam_candidates(seed):
     few_finite = np.full(50, -np.inf, dtype=np.float32)
     few_finite[[7, 3]] = [-1.0, -2.0]
     np.testing.assert_array_equal(_top_indices(few_finite, 4), [7, 3, 0, 1])
+
+
+@pytest.fixture(scope="module")
+def exported_with_lm(tiny_checkpoint, language_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("onnx_lm") / "cif"
+    return _export(tiny_checkpoint, folder, lm_path=language_model, lm_weight=LM_WEIGHT)
+
+
+LM_WEIGHT = 0.8
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_onnxruntime_fuses_the_exported_lm_as_pytorch_does(
+    tiny_checkpoint, language_model, exported_with_lm, audio_files, beam
+):
+    manifest = json.loads((exported_with_lm / "onnx_model.json").read_text())
+    assert manifest["lm"]["weight"] == LM_WEIGHT and "lm_step.onnx" in manifest["files"]
+    expected = Recognizer.from_pretrained(
+        tiny_checkpoint, beam=beam, lm_path=str(language_model), lm_weight=LM_WEIGHT
+    ).transcribe(audio_files, batch_size=3)
+    got = OnnxRecognizer(exported_with_lm, beam=beam).transcribe(audio_files, batch_size=3)
+    assert _outputs(got) == _outputs(expected)
+    assert [t.score for t in got] == pytest.approx([t.score for t in expected], rel=1e-4, abs=1e-3)
+    without = Recognizer.from_pretrained(tiny_checkpoint, beam=beam).transcribe(audio_files, batch_size=3)
+    assert [t.score for t in got] != pytest.approx([t.score for t in without], rel=1e-3, abs=1e-2)
+    # weight 0 leaves the LM out: the plain model's results
+    unfused = OnnxRecognizer(exported_with_lm, beam=beam, lm_weight=0.0).transcribe(audio_files, batch_size=3)
+    assert _outputs(unfused) == _outputs(without)
+
+
+def test_the_lm_step_graph_is_quantised_and_refused_where_it_cannot_be_used(
+    tiny_checkpoint, ctc_training, language_model, exported, audio_files, tmp_path
+):
+    quantized = _export(
+        tiny_checkpoint, tmp_path / "int8", quantize="int8", lm_path=language_model, lm_weight=0.5
+    )
+    assert not _constant_weight_products(onnx.load(str(quantized / "lm_step.onnx")).graph)
+    assert all(t.ok for t in OnnxRecognizer(quantized, beam=2).transcribe(audio_files))
+    with pytest.raises(ValueError, match="CIF models only"):
+        export_onnx(ctc_training[1], tmp_path / "ctc", lm_path=language_model, lm_weight=0.5)
+    with pytest.raises(ValueError, match="without a language model"):
+        OnnxRecognizer(exported["cif"][1], lm_weight=0.5)

@@ -3,7 +3,8 @@
 Every graph takes (B, T, F) features and (B,) frame counts with B and T dynamic:
 
 - CIF: :class:`CifEncoderGraph` (conformer, CTC head, CIF weights, integrate-and-fire) and
-  :class:`CifDecoderStepGraph` (one step of the autoregressive decoder over a key/value cache);
+  :class:`CifDecoderStepGraph` (one step of the autoregressive decoder over a key/value cache), and
+  with a fused LM :class:`LanguageModelStepGraph` (one step of the LM, the same way);
 - CTC: :class:`CtcEncoderGraph` (log-probabilities);
 - ASG: :class:`AsgEncoderGraph` (emissions; the transition matrix, a constant, is saved beside it).
 
@@ -29,6 +30,7 @@ __all__ = [
     "CifDecoderStepGraph",
     "CifEncoderGraph",
     "CtcEncoderGraph",
+    "LanguageModelStepGraph",
 ]
 
 
@@ -117,32 +119,75 @@ class CifDecoderStepGraph(nn.Module):
         decoder = self.decoder
         embedded = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
         x = decoder.input_proj(torch.cat([embedded, prev_cif], dim=-1)) + self.position_table[step]
-        caches = []
-
-        def attend(weights: LayerStepWeights, h: Tensor, layer_cache: Tensor) -> Tensor:
-            attended, grown = self._self_attention(weights, h, layer_cache)
-            caches.append(grown)
-            return attended
-
-        for index, layer in enumerate(decoder.layers):
-            weights = layer_step_weights(
-                layer, transpose=torch.t, stack=torch.cat
-            )  # traced from the parameters
-            x = decoder_layer_step(weights, x, functools.partial(attend, layer_cache=cache[index]))
+        x, next_cache = _layers_step(decoder.layers, x, cache)
         if decoder.layer_norm is not None:
             x = decoder.layer_norm(x)
         logits = decoder.output_projection(decoder.output_concat_proj(torch.cat([x, cif], dim=-1)))
-        return logits, torch.stack(caches)
+        return logits, next_cache
 
-    @staticmethod
-    def _self_attention(weights: LayerStepWeights, x: Tensor, cache: Tensor) -> Tuple[Tensor, Tensor]:
-        """(R, C) step inputs, (2, R, H, S, d) cache -> (R, C) output, (2, R, H, S + 1, d) cache."""
-        attention = weights.attention
-        rows, width, heads, head_dim = x.size(0), x.size(1), attention.num_heads, attention.head_dim
-        query_key_value = affine(x, weights.query_key_value)  # (R, 3C)
-        query = (query_key_value[:, :width] * attention.scaling).view(rows, heads, 1, head_dim)
-        key_value = query_key_value[:, width:].view(rows, 2, heads, 1, head_dim).transpose(0, 1)
-        cache = torch.cat([cache, key_value], dim=3)
-        scores = torch.softmax(torch.matmul(query, cache[0].transpose(-1, -2)).float(), dim=-1)
-        attended = torch.matmul(scores.to(cache.dtype), cache[1])  # (R, H, 1, d)
-        return affine(attended.view(rows, -1), weights.attention_out), cache
+
+class LanguageModelStepGraph(nn.Module):
+    """One step of a fairseq Transformer language model (shallow fusion) for R rows over a cache of
+    the S earlier steps: ``prev_tokens`` (R,) (``</s>`` at step 0), ``step`` (), ``cache``
+    (L, 2, R, H, S, d) -> (R, V) logits and the cache with this step appended. The same arithmetic
+    as ``cif_plugin.generation.cached_decoding.LanguageModelSteps``, through the same layer step.
+
+    Args:
+        lm: a fairseq LM in eval mode (``lm.decoder`` a ``TransformerDecoder``).
+        max_steps (int): the positions the graph holds (the recogniser's decoder positions).
+    """
+
+    def __init__(self, lm, max_steps: int):
+        super().__init__()
+        self.decoder = decoder = lm.decoder
+        if decoder.embed_positions is not None:
+            dummy = torch.full((1, max_steps), decoder.padding_idx + 1, dtype=torch.long)
+            table = decoder.embed_positions(dummy)[0].detach()
+        else:
+            table = torch.zeros(max_steps, decoder.embed_tokens.embedding_dim)
+        self.register_buffer("position_table", table, persistent=False)
+
+    def forward(self, prev_tokens: Tensor, step: Tensor, cache: Tensor):
+        decoder = self.decoder
+        x = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
+        if decoder.project_in_dim is not None:
+            x = decoder.project_in_dim(x)
+        if decoder.embed_positions is not None:
+            x = x + self.position_table[step]
+        if decoder.layernorm_embedding is not None:
+            x = decoder.layernorm_embedding(x)
+        x, next_cache = _layers_step(decoder.layers, x, cache)
+        if decoder.layer_norm is not None:
+            x = decoder.layer_norm(x)
+        if decoder.project_out_dim is not None:
+            x = decoder.project_out_dim(x)
+        return decoder.output_projection(x), next_cache
+
+
+def _layers_step(layers: nn.ModuleList, x: Tensor, cache: Tensor) -> Tuple[Tensor, Tensor]:
+    """(R, C) step inputs through fairseq decoder layers (self-attention only) over the (L, 2, R, H,
+    S, d) cache -> (R, C) outputs and the (L, 2, R, H, S + 1, d) cache with this step appended."""
+    caches = []
+
+    def attend(weights: LayerStepWeights, h: Tensor, layer_cache: Tensor) -> Tensor:
+        attended, grown = _self_attention(weights, h, layer_cache)
+        caches.append(grown)
+        return attended
+
+    for index, layer in enumerate(layers):
+        weights = layer_step_weights(layer, transpose=torch.t, stack=torch.cat)  # traced from the parameters
+        x = decoder_layer_step(weights, x, functools.partial(attend, layer_cache=cache[index]))
+    return x, torch.stack(caches)
+
+
+def _self_attention(weights: LayerStepWeights, x: Tensor, cache: Tensor) -> Tuple[Tensor, Tensor]:
+    """(R, C) step inputs, (2, R, H, S, d) cache -> (R, C) output, (2, R, H, S + 1, d) cache."""
+    attention = weights.attention
+    rows, width, heads, head_dim = x.size(0), x.size(1), attention.num_heads, attention.head_dim
+    query_key_value = affine(x, weights.query_key_value)  # (R, 3C)
+    query = (query_key_value[:, :width] * attention.scaling).view(rows, heads, 1, head_dim)
+    key_value = query_key_value[:, width:].view(rows, 2, heads, 1, head_dim).transpose(0, 1)
+    cache = torch.cat([cache, key_value], dim=3)
+    scores = torch.softmax(torch.matmul(query, cache[0].transpose(-1, -2)).float(), dim=-1)
+    attended = torch.matmul(scores.to(cache.dtype), cache[1])  # (R, H, 1, d)
+    return affine(attended.view(rows, -1), weights.attention_out), cache

@@ -24,9 +24,15 @@ from ..models.s2t_cif_transformer import S2TCifTransformerModel
 from ..models.s2t_ctc_conformer import S2TCtcConformerModel
 from ..modules.cif import DECODING_TAIL_THRESHOLD
 from ..ops.ctc import ctc_blank_index
-from ..runtime.bundle import GRAPH_SIGNATURES, ONNX_FORMAT, ONNX_MANIFEST, file_sha256
+from ..runtime.bundle import GRAPH_SIGNATURES, LM_GRAPH, LM_SIGNATURE, ONNX_FORMAT, ONNX_MANIFEST, file_sha256
 from ..tasks.fbank_features import FRAME_SHIFT_SECONDS, NUM_MEL_BINS, SAMPLE_RATE
-from .graphs import AsgEncoderGraph, CifDecoderStepGraph, CifEncoderGraph, CtcEncoderGraph
+from .graphs import (
+    AsgEncoderGraph,
+    CifDecoderStepGraph,
+    CifEncoderGraph,
+    CtcEncoderGraph,
+    LanguageModelStepGraph,
+)
 
 __all__ = ["DEFAULT_OPSET", "export_onnx", "export_recognizer"]
 
@@ -87,7 +93,7 @@ def _feature_transforms(recognizer: Recognizer, out_dir: Path) -> List[Dict]:
 def _export(
     graph: torch.nn.Module, args: tuple, path: Path, family: str, dynamic_axes: Dict, opset: int
 ) -> None:
-    inputs, outputs = GRAPH_SIGNATURES[family][path.name]
+    inputs, outputs = LM_SIGNATURE if path.name == LM_GRAPH else GRAPH_SIGNATURES[family][path.name]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
         torch.onnx.export(
@@ -167,6 +173,34 @@ def _export_decoder_step(model, out_dir: Path, opset: int) -> Dict:
     }
 
 
+def _export_lm_step(lm, max_steps: int, out_dir: Path, opset: int) -> Dict:
+    """``lm_step.onnx``, one step of the fusion LM over its key/value cache; returns its shape."""
+    decoder = lm.decoder
+    max_steps = min(max_steps, decoder.max_positions())
+    graph = LanguageModelStepGraph(lm, max_steps).eval()
+    attention = decoder.layers[0].self_attn
+    layers, heads, head_dim = len(decoder.layers), attention.num_heads, attention.head_dim
+
+    def example(rows: int, steps: int):
+        generator = torch.Generator().manual_seed(rows * 100 + steps)
+        return (
+            torch.randint(4, len(decoder.dictionary), (rows,), generator=generator),
+            torch.tensor(steps),
+            torch.randn(layers, 2, rows, heads, steps, head_dim, generator=generator),
+        )
+
+    path = out_dir / LM_GRAPH
+    axes = {
+        "prev_tokens": {0: "rows"},
+        "cache": {2: "rows", 4: "steps"},
+        "logits": {0: "rows"},
+        "next_cache": {2: "rows", 4: "next_steps"},
+    }
+    _export(graph, example(2, 3), path, "cif", axes, opset)
+    _check(graph, path, example(5, 0), example(3, 7))
+    return {"layers": layers, "heads": heads, "head_dim": head_dim, "max_steps": max_steps}
+
+
 def _quantize(out_dir: Path, names: List[str]) -> None:
     """int8 weights for every MatMul and Gemm whose weight is a constant.
 
@@ -194,6 +228,8 @@ def export_onnx(
     quantize: Optional[str] = None,
     tail_threshold: float = DECODING_TAIL_THRESHOLD,
     data: Optional[Path] = None,
+    lm_path: Optional[Path] = None,
+    lm_weight: float = 0.0,
 ) -> Dict:
     """Export a package or checkpoint (any family) to ``out_dir``; returns the manifest.
 
@@ -204,8 +240,12 @@ def export_onnx(
         quantize (str, optional): "int8": dynamic int8 quantisation of the MatMul/Gemm weights.
         tail_threshold (float): CIF models: the tail firing threshold baked into the encoder graph.
         data: a checkpoint's data folder, if not the one it was trained on.
+        lm_path, lm_weight: CIF models: a fairseq LM over the same dictionary, exported as
+            ``lm_step.onnx`` and fused with this weight by the runtime's searches (as ``--lm-path``
+            and ``--lm-weight`` do in PyTorch); a zero weight exports no LM.
     """
-    recognizer = Recognizer.from_pretrained(model_path, data=data)
+    lm = {"lm_path": str(lm_path), "lm_weight": lm_weight} if lm_path else {}
+    recognizer = Recognizer.from_pretrained(model_path, data=data, **lm)
     return export_recognizer(recognizer, out_dir, opset, quantize, tail_threshold, source=str(model_path))
 
 
@@ -281,7 +321,14 @@ def _write_bundle(
     else:
         manifest["replabels"] = list(model.replabels)
         np.save(out_dir / "transitions.npy", model.transitions.detach().float().numpy())
+    options = recognizer.options
+    if family != "cif" and (options.lm_path or options.ngram_lm_path) and options.lm_weight:
+        raise ValueError("the ONNX export fuses a language model with CIF models only")
+    lm = getattr(recognizer.generator, "lm", None)
+    if lm is not None:
+        manifest["lm"] = _export_lm_step(lm, manifest["decoder"]["max_steps"], out_dir, opset)
+        manifest["lm"]["weight"] = recognizer.generator.lm_weight
     if quantize:
-        _quantize(out_dir, list(GRAPH_SIGNATURES[family]))
+        _quantize(out_dir, list(GRAPH_SIGNATURES[family]) + ([LM_GRAPH] if lm is not None else []))
     manifest["files"] = {path.name: file_sha256(path) for path in sorted(out_dir.iterdir()) if path.is_file()}
     return manifest

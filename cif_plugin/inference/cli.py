@@ -35,7 +35,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ngram-lm-path", help="CTC models: an ARPA n-gram LM, read by kenlm (shallow fusion)"
     )
-    parser.add_argument("--lm-weight", type=float, default=0.0, help="LM weight in shallow fusion")
+    parser.add_argument(
+        "--lm-weight",
+        type=float,
+        default=None,
+        help="LM weight in shallow fusion (default 0; an ONNX folder exported with an LM: its weight)",
+    )
     parser.add_argument(
         "--ctc-token-bonus", type=float, default=0.0, help="CTC prefix beam search: score per label"
     )

@@ -92,7 +92,7 @@ class Recognizer:
         beam: int = 1,
         lm_path: Optional[str] = None,
         ngram_lm_path: Optional[str] = None,
-        lm_weight: float = 0.0,
+        lm_weight: Optional[float] = None,
         ctc_token_bonus: float = 0.0,
         tail_threshold: float = DECODING_TAIL_THRESHOLD,
         data: Optional[str] = None,
@@ -111,12 +111,12 @@ class Recognizer:
                 and dict.txt).
             device (str): torch device. beam (int): beam size (1: greedy; ASG is always Viterbi).
             lm_path, ngram_lm_path, lm_weight, ctc_token_bonus, tail_threshold: see
-                :class:`DecodingOptions`.
+                :class:`DecodingOptions` (``lm_weight`` None: 0, or an ONNX folder's exported weight).
             data (str, optional): the data folder of a checkpoint, if not the one it was trained on.
             hotwords, hotword_score: phrases to bias the search towards (a file, or a list of
                 phrases / (phrase, score) pairs; CIF and CTC models), see :meth:`set_hotwords`.
-            backend (str): "torch", or "onnxruntime" (greedy or beam search; no LM, hotwords or
-                ``data``; CPU).
+            backend (str): "torch", or "onnxruntime" (greedy or beam search; the LM is the one
+                exported into the folder, ``lm_weight`` 0 leaves it out; no hotwords or ``data``; CPU).
             **kwargs: ``onset``, ``max_segment_seconds`` (torch).
         """
         if backend == "onnxruntime":
@@ -128,7 +128,7 @@ class Recognizer:
                 raise ValueError(f"the onnxruntime backend does not take {', '.join(unsupported)}")
             from ..runtime import OnnxRecognizer
 
-            return OnnxRecognizer(path, beam=beam, onset=kwargs.get("onset", 0.1))
+            return OnnxRecognizer(path, beam=beam, onset=kwargs.get("onset", 0.1), lm_weight=lm_weight)
         if backend != "torch":
             raise ValueError(f"backend {backend!r}: 'torch' or 'onnxruntime'")
         path = Path(path)
@@ -156,7 +156,7 @@ class Recognizer:
             beam=beam,
             lm_path=lm_path,
             ngram_lm_path=ngram_lm_path,
-            lm_weight=lm_weight,
+            lm_weight=lm_weight or 0.0,
             ctc_token_bonus=ctc_token_bonus,
             tail_threshold=tail_threshold,
             data_dir=task.args.data,

@@ -2,8 +2,9 @@
 
 The folder holds ``onnx_model.json`` (the manifest: family, dictionary, feature transforms, search
 settings and the SHA-256 of every file), ``encoder.onnx``, for CIF models ``decoder_step.onnx``,
-for ASG models ``transitions.npy`` (the transition matrix), and any file a feature transform reads
-(global CMVN statistics). Loading checks every listed file
+for CIF models exported with a language model ``lm_step.onnx`` (shallow fusion), for ASG models
+``transitions.npy`` (the transition matrix), and any file a feature transform reads (global CMVN
+statistics). Loading checks every listed file
 against its digest and every graph's inputs and outputs against what its family's search reads, so
 a corrupt, truncated or mismatched folder fails with a message naming the file.
 """
@@ -17,6 +18,8 @@ __all__ = [
     "ONNX_MANIFEST",
     "ONNX_FORMAT",
     "GRAPH_SIGNATURES",
+    "LM_GRAPH",
+    "LM_SIGNATURE",
     "BundleError",
     "check_listed_files",
     "file_sha256",
@@ -41,6 +44,10 @@ GRAPH_SIGNATURES: Dict[str, Dict[str, tuple]] = {
     "ctc": {"encoder.onnx": (("features", "lengths"), ("ctc_log_probs", "encoder_lengths"))},
     "asg": {"encoder.onnx": (("features", "lengths"), ("emissions", "encoder_lengths"))},
 }
+
+# a CIF model exported with its fusion LM (the manifest's "lm" entry says so)
+LM_GRAPH = "lm_step.onnx"
+LM_SIGNATURE = (("prev_tokens", "step", "cache"), ("logits", "next_cache"))
 
 
 class BundleError(ValueError):
@@ -95,7 +102,8 @@ def read_bundle_manifest(folder: Path) -> Dict:
             f"{path}: unknown model family {family!r} (expected one of {sorted(GRAPH_SIGNATURES)})"
         )
     files = manifest.get("files", {})
-    for name in GRAPH_SIGNATURES[family]:
+    needed = list(GRAPH_SIGNATURES[family]) + ([LM_GRAPH] if "lm" in manifest else [])
+    for name in needed:
         if name not in files:
             raise BundleError(f"{path}: a {family} model needs {name}, which the manifest does not list")
     check_listed_files(folder, files, BundleError, "scripts/export_onnx.py")

@@ -12,7 +12,7 @@ Inputs are decoded whole (no splitting at pauses).
 """
 
 from pathlib import Path
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ..inference.batching import in_windows, length_sorted_batches
 from ..inference.results import TokenTiming, Transcript, symbols_to_text
 from ..inference.timestamps import cif_token_times, span_times
 from .audio import SAMPLE_RATE, RuntimeAudioError, read_samples
-from .bundle import GRAPH_SIGNATURES, open_session, read_bundle_manifest
+from .bundle import GRAPH_SIGNATURES, LM_GRAPH, LM_SIGNATURE, open_session, read_bundle_manifest
 from .features import NumpyFeatures
 from .search import CifStepSearch, asg_best_path, ctc_best_path
 
@@ -38,9 +38,13 @@ class OnnxRecognizer:
         beam (int): CIF beam size (1: greedy); CTC models decode their best path, ASG models Viterbi.
         onset (float): CIF weight at which a CIF token starts (timestamps).
         threads (int): onnxruntime intra-op threads (0: its default).
+        lm_weight (float, optional): weight of the folder's fusion LM (``--lm-path`` at export);
+            None: the weight it was exported with, 0: no LM.
     """
 
-    def __init__(self, folder, beam: int = 1, onset: float = 0.1, threads: int = 0):
+    def __init__(
+        self, folder, beam: int = 1, onset: float = 0.1, threads: int = 0, lm_weight: Optional[float] = None
+    ):
         self.folder = Path(folder)
         if beam < 1:
             raise ValueError(f"beam {beam}: the beam size is at least 1")
@@ -59,7 +63,19 @@ class OnnxRecognizer:
         if self.family == "cif":
             step = open_session(self.folder / "decoder_step.onnx", signatures["decoder_step.onnx"], threads)
             banned = [manifest["special"]["pad"], manifest["special"]["bos"]]
-            self.search = CifStepSearch(step, manifest["decoder"], self.eos, banned, beam)
+            lm, lm_session = manifest.get("lm"), None
+            self.lm_weight = (lm or {}).get("weight", 0.0) if lm_weight is None else lm_weight
+            if self.lm_weight and lm is None:
+                raise ValueError(f"{self.folder}: exported without a language model (--lm-path) to fuse")
+            if self.lm_weight:
+                lm_session = open_session(self.folder / LM_GRAPH, LM_SIGNATURE, threads)
+            self.search = CifStepSearch(
+                step, manifest["decoder"], self.eos, banned, beam, lm_session, lm, self.lm_weight
+            )
+        elif lm_weight:
+            raise ValueError(
+                f"the onnxruntime backend fuses a language model with CIF models only, not {self.family}"
+            )
 
     @classmethod
     def from_pretrained(cls, folder, **kwargs) -> "OnnxRecognizer":

@@ -2,14 +2,15 @@
 
 The same rules as the PyTorch searches they mirror, so both give the same tokens:
 
-- CIF: :class:`~cif_plugin.generation.cif_search.CifSearch` without LM or hotwords: greedy, or
-  beam search in which a hypothesis that emitted ``</s>`` extends with ``</s>`` at no cost; one step
-  per CIF fire, ``<pad>`` and ``<s>`` never emitted;
+- CIF: :class:`~cif_plugin.generation.cif_search.CifSearch` without hotwords: greedy, or beam
+  search in which a hypothesis that emitted ``</s>`` extends with ``</s>`` at no cost; one step per
+  CIF fire, ``<pad>`` and ``<s>`` never emitted, a fusion LM's log-probabilities added with its
+  weight;
 - CTC: best path (``cif_plugin.ops.ctc.greedy``);
 - ASG: Viterbi over emissions and transitions (``cif_plugin.ops.asg.viterbi``).
 """
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -35,42 +36,81 @@ def _top_indices(values: np.ndarray, count: int) -> np.ndarray:
     return top[np.lexsort((top, -values[top]))]
 
 
+class _CachedSteps:
+    """A step graph (decoder or LM) and the key/value cache of the rows it decodes."""
+
+    def __init__(self, session, shape: dict):
+        self.session = session
+        self.empty_cache = np.zeros((shape["layers"], 2, 1, shape["heads"], 0, shape["head_dim"]), np.float32)
+        self.max_steps = shape["max_steps"]
+        self.cache = self.empty_cache
+
+    def start(self) -> None:
+        self.cache = self.empty_cache
+
+    def log_probs(self, feeds: dict) -> np.ndarray:
+        logits, self.cache = self.session.run(None, {**feeds, "cache": self.cache})
+        return _log_softmax(logits)
+
+    def spread(self, rows: int) -> None:
+        """Copy the one row decoded so far to ``rows`` rows (the beams start identical)."""
+        self.cache = np.repeat(self.cache, rows, axis=2)
+
+    def reorder(self, origin: np.ndarray) -> None:
+        self.cache = np.ascontiguousarray(self.cache[:, :, origin])
+
+
 class CifStepSearch:
-    """Greedy (beam 1) or beam search of one utterance over the decoder-step graph.
+    """Greedy (beam 1) or beam search of one utterance over the decoder-step graph, with the LM-step
+    graph's log-probabilities added ``lm_weight`` times when there is one (shallow fusion, as
+    ``CifGenerator.step_log_probs`` does).
 
     Args:
         session: the ``decoder_step.onnx`` session.
         decoder (dict): the manifest's ``decoder`` entry (layers, heads, head_dim, max_steps).
         eos (int), banned (list): ``</s>`` and the indices never emitted (``<pad>``, ``<s>``).
         beam (int): beam size.
+        lm_session, lm (dict), lm_weight (float): the ``lm_step.onnx`` session, the manifest's
+            ``lm`` entry and the fusion weight; no LM without a session or with weight 0.
     """
 
-    def __init__(self, session, decoder: dict, eos: int, banned: List[int], beam: int = 1):
-        self.session, self.eos, self.banned, self.beam = session, eos, banned, beam
-        self.cache_shape = (decoder["layers"], 2, 1, decoder["heads"], 0, decoder["head_dim"])
-        self.max_steps = decoder["max_steps"]
+    def __init__(
+        self,
+        session,
+        decoder: dict,
+        eos: int,
+        banned: List[int],
+        beam: int = 1,
+        lm_session=None,
+        lm: Optional[dict] = None,
+        lm_weight: float = 0.0,
+    ):
+        self.eos, self.banned, self.beam = eos, banned, beam
+        self.decoder = _CachedSteps(session, decoder)
+        self.lm = _CachedSteps(lm_session, lm) if lm_session is not None and lm_weight != 0 else None
+        self.lm_weight = lm_weight
 
-    def _step(self, prev_tokens, prev_cif, cif, step, cache):
-        logits, cache = self.session.run(
-            None,
-            {
-                "prev_tokens": prev_tokens,
-                "prev_cif": prev_cif,
-                "cif": cif,
-                "step": np.array(step),
-                "cache": cache,
-            },
+    def _models(self):
+        return [self.decoder] + ([self.lm] if self.lm is not None else [])
+
+    def _step(self, prev_tokens, prev_cif, cif, step):
+        log_probs = self.decoder.log_probs(
+            {"prev_tokens": prev_tokens, "prev_cif": prev_cif, "cif": cif, "step": np.array(step)}
         )
-        log_probs = _log_softmax(logits)
         log_probs[:, self.banned] = -np.inf
-        return log_probs, cache
+        if self.lm is not None:
+            lm_log_probs = self.lm.log_probs({"prev_tokens": prev_tokens, "step": np.array(step)})
+            log_probs = log_probs + np.float32(self.lm_weight) * lm_log_probs
+        return log_probs
 
     def __call__(self, cif_out: np.ndarray) -> Tuple[List[int], List[float]]:
         """(N, C) CIF vectors of an utterance -> its tokens (cut after the first ``</s>``) and
         their log-probabilities."""
         steps = len(cif_out)
-        if steps > self.max_steps:
-            raise ValueError(f"{steps} CIF fires: the decoder's positions stop at {self.max_steps}")
+        for model, what in zip(self._models(), ("decoder", "language model"), strict=False):
+            if steps > model.max_steps:
+                raise ValueError(f"{steps} CIF fires: the {what}'s positions stop at {model.max_steps}")
+            model.start()
         tokens, scores = self._greedy(cif_out) if self.beam == 1 else self._beam(cif_out)
         if self.eos in tokens:
             length = tokens.index(self.eos) + 1
@@ -78,11 +118,10 @@ class CifStepSearch:
         return tokens, scores
 
     def _greedy(self, cif_out):
-        cache = np.zeros(self.cache_shape, dtype=np.float32)
         prev, prev_cif = np.array([self.eos]), np.zeros((1, cif_out.shape[1]), dtype=np.float32)
         tokens, scores = [], []
         for step in range(len(cif_out)):
-            log_probs, cache = self._step(prev, prev_cif, cif_out[step : step + 1], step, cache)
+            log_probs = self._step(prev, prev_cif, cif_out[step : step + 1], step)
             token = int(log_probs[0].argmax())
             tokens.append(token)
             scores.append(float(log_probs[0, token]))
@@ -91,7 +130,6 @@ class CifStepSearch:
 
     def _beam(self, cif_out):
         beam, eos = self.beam, self.eos
-        cache = np.zeros(self.cache_shape, dtype=np.float32)
         prev, prev_cif = np.array([eos]), np.zeros((1, cif_out.shape[1]), dtype=np.float32)
         scores = np.full(beam, -np.inf, dtype=np.float32)
         scores[0] = 0.0  # the beams start identical: keep one
@@ -99,10 +137,11 @@ class CifStepSearch:
         chosen, chosen_scores, origins = [], [], []
         for step in range(len(cif_out)):
             current = np.repeat(cif_out[step : step + 1], len(prev), axis=0)
-            log_probs, cache = self._step(prev, prev_cif, current, step, cache)
+            log_probs = self._step(prev, prev_cif, current, step)
             if step == 0:  # score one row, then copy it to every beam
                 log_probs = np.repeat(log_probs, beam, axis=0)
-                cache = np.repeat(cache, beam, axis=2)
+                for model in self._models():
+                    model.spread(beam)
             log_probs[finished] = -np.inf
             log_probs[finished, eos] = 0.0
             candidates = (scores[:, None] + log_probs).reshape(-1)
@@ -114,7 +153,8 @@ class CifStepSearch:
             chosen_scores.append(log_probs[origin, tokens])
             origins.append(origin)
             finished = finished[origin] | (tokens == eos)
-            cache = np.ascontiguousarray(cache[:, :, origin])
+            for model in self._models():
+                model.reorder(origin)
             prev, prev_cif = tokens, np.repeat(cif_out[step : step + 1], beam, axis=0)
         row, best_tokens, best_scores = 0, [], []
         for step in reversed(range(len(chosen))):
