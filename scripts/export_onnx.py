@@ -5,12 +5,14 @@ The folder holds encoder.onnx (CIF: conformer, CTC head, CIF weights and integra
 CIF vectors, their count, the per-frame weights and the firing frames as outputs, so timestamps
 survive; CTC: log-probabilities; ASG: emissions and the transition matrix), for CIF models
 decoder_step.onnx (one decoder step over a key/value cache, for greedy and beam search), with
---lm-path lm_step.onnx (one step of the fusion LM, the same way), the feature statistics, and
-onnx_model.json. Every graph has dynamic batch and time axes: it is traced
-from a 3 s input and checked against PyTorch on a longer padded batch before it is written.
+--lm-path lm_step.onnx (one step of the fusion LM, the same way), for CTC models with
+--ngram-lm-path the n-gram LM for prefix beam search, the feature statistics, and
+onnx_model.json. Every graph has dynamic batch and time axes: it is traced from a 3 s input and
+checked against PyTorch on a longer padded batch before it is written.
 
 Usage: python scripts/export_onnx.py exp/package exp/onnx [--quantize int8] [--opset 17]
-           [--lm-path lm/checkpoint_best.pt --lm-weight 0.3]
+           [--lm-path lm/checkpoint_best.pt --lm-weight 0.3]  (CIF)
+           [--ngram-lm-path lm.arpa --lm-weight 0.5 --ctc-token-bonus 1.0]  (CTC)
        python scripts/transcribe.py --model exp/onnx --backend onnxruntime audio.wav
 """
 
@@ -48,13 +50,29 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="CIF models: a fairseq LM over the same dictionary, exported for shallow fusion",
     )
     parser.add_argument(
+        "--ngram-lm-path",
+        type=Path,
+        help="CTC models: an ARPA n-gram LM (read by kenlm), copied into the folder for shallow fusion",
+    )
+    parser.add_argument(
+        "--ctc-token-bonus",
+        type=float,
+        default=0.0,
+        help="CTC models: prefix beam search's score per label",
+    )
+    parser.add_argument(
         "--lm-weight",
         type=float,
         default=0.0,
         help="weight of the LM log-probabilities in the runtime's searches (default 0: no LM exported)",
     )
     args = parser.parse_args(argv)
-    for path, what in ((args.model, "package or checkpoint"), (args.lm_path, "LM checkpoint")):
+    given = (
+        (args.model, "package or checkpoint"),
+        (args.lm_path, "LM checkpoint"),
+        (args.ngram_lm_path, "LM"),
+    )
+    for path, what in given:
         if path is not None and not path.exists():
             print(f"error: {path}: no such {what}", file=sys.stderr)
             return 2
@@ -69,6 +87,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.data,
         lm_path=args.lm_path,
         lm_weight=args.lm_weight,
+        ngram_lm_path=args.ngram_lm_path,
+        ctc_token_bonus=args.ctc_token_bonus,
     )
     size = sum(path.stat().st_size for path in args.out_dir.iterdir())
     summary = {"onnx": str(args.out_dir), "bytes": size, "files": sorted(manifest["files"])}

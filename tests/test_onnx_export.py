@@ -301,7 +301,80 @@ def test_the_lm_step_graph_is_quantised_and_refused_where_it_cannot_be_used(
     )
     assert not _constant_weight_products(onnx.load(str(quantized / "lm_step.onnx")).graph)
     assert all(t.ok for t in OnnxRecognizer(quantized, beam=2).transcribe(audio_files))
-    with pytest.raises(ValueError, match="CIF models only"):
+    with pytest.raises(ValueError, match="fairseq LM .* with CIF models"):
         export_onnx(ctc_training[1], tmp_path / "ctc", lm_path=language_model, lm_weight=0.5)
     with pytest.raises(ValueError, match="without a language model"):
         OnnxRecognizer(exported["cif"][1], lm_weight=0.5)
+
+
+@pytest.fixture(scope="module")
+def arpa_for_onnx(tmp_path_factory):
+    from test_ctc_lm_fusion import ARPA
+
+    path = tmp_path_factory.mktemp("onnx_ngram") / "bigram.arpa"
+    path.write_text(ARPA, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_onnxruntime_ctc_prefix_beam_search_is_pytorchs(
+    ctc_training, arpa_for_onnx, audio_files, tmp_path, fused
+):
+    """Prefix beam search (beam 4, a token bonus, with and without the n-gram LM): the same tokens,
+    times and scores as the PyTorch recogniser."""
+    checkpoint = ctc_training[1]
+    options = {"lm_weight": 2.0, "ngram_lm_path": arpa_for_onnx} if fused else {}
+    folder = _export(checkpoint, tmp_path / "ctc", ctc_token_bonus=1.5, **options)
+    manifest = json.loads((folder / "onnx_model.json").read_text())
+    assert ("ngram" in manifest) == fused and manifest["ctc_token_bonus"] == 1.5
+    torch_options = {**options, "ngram_lm_path": str(arpa_for_onnx)} if fused else {}
+    expected = Recognizer.from_pretrained(checkpoint, beam=4, ctc_token_bonus=1.5, **torch_options)
+    expected = expected.transcribe(audio_files, batch_size=3)
+    got = OnnxRecognizer(folder, beam=4).transcribe(audio_files, batch_size=3)
+    assert _outputs(got) == _outputs(expected)
+    assert [t.score for t in got] == pytest.approx([t.score for t in expected], rel=1e-4, abs=1e-3)
+    assert any(t.tokens for t in got)  # the bonus makes an untrained model emit labels
+
+
+def test_numpy_ctc_forced_alignment_is_torchaudios_and_the_best_path():
+    from cif_plugin.ops.ctc import ctc_forced_align
+    from cif_plugin.runtime.search import ctc_forced_spans
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        ties = trial % 5 == 0  # small: their best path is found by brute force
+        vocab, count = int(rng.integers(3, 8)), int(rng.integers(1, 4 if ties else 6))
+        labels = rng.integers(1, vocab, size=count).tolist()
+        repeats = sum(a == b for a, b in zip(labels, labels[1:], strict=False))
+        frames = count + repeats + int(rng.integers(0, 3 if ties else 5))  # as few frames as needed, or more
+        scale = 3.0 if trial % 2 else 0.01
+        log_probs = torch.log_softmax(torch.from_numpy(scale * rng.normal(size=(frames, vocab))).float(), -1)
+        if not ties:
+            assert ctc_forced_spans(log_probs.numpy(), labels, 0) == ctc_forced_align(log_probs, labels, 0)
+            continue
+        # integer log-probabilities tie everywhere: the path must still be a best one (torchaudio
+        # 2.11's forced_align returned a worse path on some of these)
+        log_probs = torch.round(log_probs).numpy()
+        spans = ctc_forced_spans(log_probs, labels, 0)
+        assert [span.label for span in spans] == labels
+        assert _path_score(log_probs, spans) == _best_alignment_score(log_probs, labels), trial
+
+
+def _path_score(log_probs, spans) -> float:
+    labels = np.zeros(len(log_probs), dtype=int)  # blank elsewhere
+    for span in spans:
+        labels[span.start : span.end] = span.label
+    return float(log_probs[np.arange(len(log_probs)), labels].sum())
+
+
+def _best_alignment_score(log_probs, labels) -> float:
+    """The best score over every frame labelling that collapses to ``labels`` (brute force over the
+    blank and the labels' symbols: no other symbol can be in such a labelling)."""
+    import itertools
+
+    best = -np.inf
+    for path in itertools.product(sorted({0, *labels}), repeat=len(log_probs)):
+        collapsed = [label for label, _ in itertools.groupby(path) if label != 0]
+        if collapsed == labels:
+            best = max(best, float(log_probs[np.arange(len(path)), path].sum()))
+    return best

@@ -38,6 +38,7 @@ __all__ = ["DEFAULT_OPSET", "export_onnx", "export_recognizer"]
 
 DEFAULT_OPSET = 17
 EXPORT_SECONDS = 3.0  # the traced input: the graphs must not depend on it
+NGRAM_FILE = "ngram_lm.arpa"  # a CTC model's n-gram LM, copied as it is (ARPA or KenLM binary)
 _CHECK_TOLERANCE = 1e-4  # relative to the output's largest magnitude, at least 1
 _ENCODER_AXES = {
     "features": {0: "batch", 1: "frames"},
@@ -230,6 +231,8 @@ def export_onnx(
     data: Optional[Path] = None,
     lm_path: Optional[Path] = None,
     lm_weight: float = 0.0,
+    ngram_lm_path: Optional[Path] = None,
+    ctc_token_bonus: float = 0.0,
 ) -> Dict:
     """Export a package or checkpoint (any family) to ``out_dir``; returns the manifest.
 
@@ -243,9 +246,17 @@ def export_onnx(
         lm_path, lm_weight: CIF models: a fairseq LM over the same dictionary, exported as
             ``lm_step.onnx`` and fused with this weight by the runtime's searches (as ``--lm-path``
             and ``--lm-weight`` do in PyTorch); a zero weight exports no LM.
+        ngram_lm_path, ctc_token_bonus: CTC models: an n-gram LM (copied into the folder) fused
+            with ``lm_weight`` in the runtime's prefix beam search, and its per-label bonus.
     """
-    lm = {"lm_path": str(lm_path), "lm_weight": lm_weight} if lm_path else {}
-    recognizer = Recognizer.from_pretrained(model_path, data=data, **lm)
+    recognizer = Recognizer.from_pretrained(
+        model_path,
+        data=data,
+        lm_path=str(lm_path) if lm_path else None,
+        ngram_lm_path=str(ngram_lm_path) if ngram_lm_path else None,
+        lm_weight=lm_weight,
+        ctc_token_bonus=ctc_token_bonus,
+    )
     return export_recognizer(recognizer, out_dir, opset, quantize, tail_threshold, source=str(model_path))
 
 
@@ -322,8 +333,18 @@ def _write_bundle(
         manifest["replabels"] = list(model.replabels)
         np.save(out_dir / "transitions.npy", model.transitions.detach().float().numpy())
     options = recognizer.options
-    if family != "cif" and (options.lm_path or options.ngram_lm_path) and options.lm_weight:
-        raise ValueError("the ONNX export fuses a language model with CIF models only")
+    if options.lm_weight and (
+        (options.lm_path and family != "cif") or (options.ngram_lm_path and family != "ctc")
+    ):
+        raise ValueError(
+            "the ONNX export fuses a fairseq LM (lm_path) with CIF models and an n-gram LM "
+            "(ngram_lm_path) with CTC models"
+        )
+    if family == "ctc":
+        manifest["ctc_token_bonus"] = options.ctc_token_bonus
+        if options.ngram_lm_path and options.lm_weight:
+            shutil.copyfile(options.ngram_lm_path, out_dir / NGRAM_FILE)
+            manifest["ngram"] = {"file": NGRAM_FILE, "weight": options.lm_weight}
     lm = getattr(recognizer.generator, "lm", None)
     if lm is not None:
         manifest["lm"] = _export_lm_step(lm, manifest["decoder"]["max_steps"], out_dir, opset)

@@ -6,20 +6,19 @@ scores them in one batch; answers are cached per prefix until ``reset`` (one utt
 
 - :class:`FairseqLmPrefixScorer`: a fairseq language model over the ASR dictionary (input ``</s>``
   + prefix, as fairseq LMs are trained);
-- :class:`KenLmPrefixScorer`: an n-gram model read by the ``kenlm`` module (ARPA is what the tests
-  check; ``kenlm.Model`` reads KenLM's binary form the same way),
-  whose words are the dictionary's symbols (characters for AISHELL-1).
+- :class:`~cif_plugin.ops.ngram_prefix_scorer.KenLmPrefixScorer`: an n-gram model read by the
+  ``kenlm`` module, whose words are the dictionary's symbols (torch-free: the ONNX runtime uses it).
 """
 
-import math
 from typing import Dict, Iterable, Tuple
 
 import torch
 
+from ..ops.ngram_prefix_scorer import KenLmPrefixScorer
+
 __all__ = ["FairseqLmPrefixScorer", "KenLmPrefixScorer"]
 
 Prefix = Tuple[int, ...]
-_LN_10 = math.log(10.0)
 
 
 class FairseqLmPrefixScorer:
@@ -63,48 +62,3 @@ class FairseqLmPrefixScorer:
 
     def end_score(self, prefix: Prefix) -> float:
         return self._next[prefix][self.eos]
-
-
-class KenLmPrefixScorer:
-    """Scores of an n-gram model; its context state is kept per prefix.
-
-    Args:
-        path (str): ARPA file (or a KenLM binary made from one; only ARPA is tested).
-        dictionary: the ASR dictionary; label i is the word ``dictionary[i]``.
-    """
-
-    def __init__(self, path: str, dictionary):
-        try:
-            import kenlm
-        except ImportError as error:
-            raise ImportError(f"n-gram LM {path}: the kenlm module is not installed ({error})") from None
-        self._kenlm, self.dictionary = kenlm, dictionary
-        self.model = kenlm.Model(str(path))
-        self._states: Dict[Prefix, object] = {}
-        self.reset()
-
-    def reset(self) -> None:
-        start = self._kenlm.State()
-        self.model.BeginSentenceWrite(start)
-        self._states = {(): start}
-
-    def prepare(self, prefixes: Iterable[Prefix]) -> None:
-        """Nothing to batch: states are made when a prefix is extended."""
-
-    def to(self, device) -> "KenLmPrefixScorer":
-        """The n-gram model runs on the CPU."""
-        return self
-
-    def _advance(self, prefix: Prefix, word: str) -> Tuple[float, object]:
-        state = self._kenlm.State()
-        log10_probability = self.model.BaseScore(self._states[prefix], word, state)
-        return log10_probability * _LN_10, state
-
-    def score(self, prefix: Prefix, label: int) -> float:
-        """log P(label | prefix); ``prefix`` must have been scored (or be empty)."""
-        value, state = self._advance(prefix, self.dictionary[label])
-        self._states.setdefault(prefix + (label,), state)
-        return value
-
-    def end_score(self, prefix: Prefix) -> float:
-        return self._advance(prefix, "</s>")[0]

@@ -23,7 +23,7 @@ from ..inference.timestamps import cif_token_times, span_times
 from .audio import SAMPLE_RATE, RuntimeAudioError, read_samples
 from .bundle import GRAPH_SIGNATURES, LM_GRAPH, LM_SIGNATURE, open_session, read_bundle_manifest
 from .features import NumpyFeatures
-from .search import CifStepSearch, asg_best_path, ctc_best_path
+from .search import CifStepSearch, asg_best_path, ctc_best_path, ctc_prefix_best
 
 __all__ = ["OnnxRecognizer"]
 
@@ -35,11 +35,12 @@ class OnnxRecognizer:
 
     Args:
         folder: written by ``scripts/export_onnx.py``.
-        beam (int): CIF beam size (1: greedy); CTC models decode their best path, ASG models Viterbi.
+        beam (int): beam size (1: greedy; CTC: best path, else prefix beam search); ASG models decode
+            by Viterbi.
         onset (float): CIF weight at which a CIF token starts (timestamps).
         threads (int): onnxruntime intra-op threads (0: its default).
-        lm_weight (float, optional): weight of the folder's fusion LM (``--lm-path`` at export);
-            None: the weight it was exported with, 0: no LM.
+        lm_weight (float, optional): weight of the folder's fusion LM (``--lm-path`` or, for CTC
+            beam search, ``--ngram-lm-path`` at export); None: the weight it was exported with, 0: no LM.
     """
 
     def __init__(
@@ -50,8 +51,6 @@ class OnnxRecognizer:
             raise ValueError(f"beam {beam}: the beam size is at least 1")
         manifest = read_bundle_manifest(self.folder)
         self.manifest, self.family, self.beam, self.onset = manifest, manifest["family"], beam, onset
-        if self.family == "ctc" and beam > 1:
-            raise ValueError("the onnxruntime backend decodes CTC models by best path: use beam 1")
         signatures = GRAPH_SIGNATURES[self.family]
         self.encoder = open_session(self.folder / "encoder.onnx", signatures["encoder.onnx"], threads)
         self.symbols = manifest["symbols"]
@@ -72,10 +71,17 @@ class OnnxRecognizer:
             self.search = CifStepSearch(
                 step, manifest["decoder"], self.eos, banned, beam, lm_session, lm, self.lm_weight
             )
+        elif self.family == "ctc":
+            self.ctc_scorer, ngram = None, manifest.get("ngram")
+            self.lm_weight = (ngram or {}).get("weight", 0.0) if lm_weight is None else lm_weight
+            if self.lm_weight and ngram is None:
+                raise ValueError(f"{self.folder}: exported without an n-gram LM (--ngram-lm-path) to fuse")
+            if self.lm_weight:
+                from ..ops.ngram_prefix_scorer import KenLmPrefixScorer
+
+                self.ctc_scorer = KenLmPrefixScorer(self.folder / ngram["file"], self.symbols)
         elif lm_weight:
-            raise ValueError(
-                f"the onnxruntime backend fuses a language model with CIF models only, not {self.family}"
-            )
+            raise ValueError("the onnxruntime backend decodes ASG models by Viterbi, without an LM")
 
     @classmethod
     def from_pretrained(cls, folder, **kwargs) -> "OnnxRecognizer":
@@ -143,13 +149,23 @@ class OnnxRecognizer:
                 results.append(self._cif_result(outputs, b, frames, duration))
             else:
                 if self.family == "ctc":
-                    spans, score = ctc_best_path(outputs["ctc_log_probs"][b, :frames], self.manifest["blank"])
+                    spans, score = self._ctc_search(outputs["ctc_log_probs"][b, :frames])
                 else:
                     emissions = outputs["emissions"][b, :frames]
                     spans, score = asg_best_path(emissions, self.transitions, self.manifest["replabels"])
                 symbols = [self.symbols[span.label] for span in spans]
                 results.append((symbols, span_times(spans, self.frame_seconds, duration), score))
         return results
+
+    def _ctc_search(self, log_probs: np.ndarray):
+        """Best path at beam 1 with nothing fused, else prefix beam search with the n-gram LM and the
+        token bonus (as ``CtcGenerator`` decides)."""
+        bonus = self.manifest.get("ctc_token_bonus", 0.0)
+        if self.beam == 1 and self.ctc_scorer is None and bonus == 0:
+            return ctc_best_path(log_probs, self.manifest["blank"])
+        return ctc_prefix_best(
+            log_probs, self.manifest["blank"], self.beam, self.ctc_scorer, self.lm_weight, bonus
+        )
 
     def _cif_result(self, outputs, b: int, frames: int, duration: float):
         count = int(outputs["fire_counts"][b])

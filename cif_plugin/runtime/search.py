@@ -6,7 +6,8 @@ The same rules as the PyTorch searches they mirror, so both give the same tokens
   search in which a hypothesis that emitted ``</s>`` extends with ``</s>`` at no cost; one step per
   CIF fire, ``<pad>`` and ``<s>`` never emitted, a fusion LM's log-probabilities added with its
   weight;
-- CTC: best path (``cif_plugin.ops.ctc.greedy``);
+- CTC: best path (``cif_plugin.ops.ctc.greedy``), or prefix beam search (the same code) with an
+  n-gram LM fused, its spans by forced alignment as ``cif_plugin.ops.ctc.alignment`` gives them;
 - ASG: Viterbi over emissions and transitions (``cif_plugin.ops.asg.viterbi``).
 """
 
@@ -14,9 +15,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ..ops.ctc_prefix_search import ctc_prefix_beam_search
 from ..ops.token_span import TokenSpan, asg_token_spans, merge_frame_labels
 
-__all__ = ["CifStepSearch", "ctc_best_path", "asg_best_path"]
+__all__ = ["CifStepSearch", "asg_best_path", "ctc_best_path", "ctc_forced_spans", "ctc_prefix_best"]
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -167,6 +169,64 @@ class CifStepSearch:
 def ctc_best_path(log_probs: np.ndarray, blank: int) -> Tuple[List[TokenSpan], float]:
     """(T, V) log-probabilities of an utterance -> its best path's token spans and log-probability."""
     return merge_frame_labels(log_probs.argmax(axis=-1).tolist(), blank), float(log_probs.max(axis=-1).sum())
+
+
+def ctc_prefix_best(
+    log_probs: np.ndarray,
+    blank: int,
+    beam: int,
+    scorer=None,
+    lm_weight: float = 0.0,
+    token_bonus: float = 0.0,
+) -> Tuple[List[TokenSpan], float]:
+    """(T, V) log-probabilities -> the best prefix of CTC prefix beam search (the PyTorch
+    recogniser's own search, ``cif_plugin.ops.ctc_prefix_search``, with an n-gram ``scorer`` fused),
+    its token spans by forced alignment, and its score."""
+    labels, score = ctc_prefix_beam_search(log_probs, blank, beam, scorer, lm_weight, token_bonus)[0]
+    return (ctc_forced_spans(log_probs, labels, blank) if labels else []), score
+
+
+def ctc_forced_spans(log_probs: np.ndarray, labels, blank: int) -> List[TokenSpan]:
+    """The span of every label on the most likely CTC path that spells ``labels`` (Viterbi over
+    the blank-interleaved labels, float32 sums, only the states that can still be reached and still
+    reach the end): torchaudio's ``forced_align``, the PyTorch recogniser's aligner, as its source
+    describes it. Ties go to staying, then to advancing one state, and to ending on the last blank.
+    (On integer log-probabilities, all ties, torchaudio 2.11 returned worse paths than this;
+    tests/test_onnx_export.py checks these against brute force instead.)"""
+    labels = list(labels)
+    count, repeats = len(labels), sum(a == b for a, b in zip(labels, labels[1:], strict=False))
+    frames, needed = len(log_probs), len(labels) + repeats  # a repeated label needs a blank between
+    if not labels or frames < needed:
+        raise ValueError(f"{frames} frames cannot hold {count} labels ({needed} frames needed)")
+    states = np.full(2 * count + 1, blank)
+    states[1::2] = labels
+    may_skip = np.zeros(len(states), dtype=bool)  # skip the blank before a label unlike the previous one
+    may_skip[3::2] = states[3::2] != states[1:-2:2]
+    log_probs = np.asarray(log_probs, dtype=np.float32)[:, states]  # (T, S)
+    start, end = (0 if frames > needed else 1), 2
+    score = np.full(len(states), -np.inf, dtype=np.float32)
+    score[start:end] = log_probs[0, start:end]
+    moves = np.zeros(log_probs.shape, dtype=np.int8)  # how many states each best path advanced
+    one, two = np.full_like(score, -np.inf), np.full_like(score, -np.inf)  # from one and two states back
+    for t in range(1, frames):
+        if frames - t <= needed:  # the first state that can still reach the end in time
+            start += 2 if start % 2 == 1 and labels[start // 2] != labels[start // 2 + 1] else 1
+        if t <= needed:  # one past the last state reachable by now
+            end += 2 if end % 2 == 0 and end < 2 * count and labels[end // 2 - 1] != labels[end // 2] else 1
+        one[1:] = score[:-1]
+        two[2:] = np.where(may_skip[2:], score[:-2], -np.inf)
+        skip = (two > one) & (two > score)
+        advance = ~skip & (one > score)
+        moves[t] = np.where(skip, 2, np.where(advance, 1, 0))
+        best = np.where(skip, two, np.where(advance, one, score)) + log_probs[t]
+        score = np.full_like(score, -np.inf)
+        score[start:end] = best[start:end]
+    state = len(states) - 1 if score[-1] > score[-2] else len(states) - 2
+    path = []
+    for t in range(frames - 1, -1, -1):
+        path.append(int(states[state]))
+        state -= moves[t, state]
+    return merge_frame_labels(path[::-1], blank)
 
 
 def asg_best_path(emissions: np.ndarray, transitions: np.ndarray, replabels) -> Tuple[List[TokenSpan], float]:

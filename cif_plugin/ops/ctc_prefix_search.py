@@ -8,13 +8,14 @@ blank) extend the prefixes; with ``beam`` at least the vocabulary size the searc
 per-label bonus, whenever a prefix grows, and that of ``</s>`` at the end. A hotword context graph
 (contextual biasing) adds its bonus whenever a prefix grows, and takes back the bonus of an
 unfinished match at the end.
+
+Plain Python over the frames' log-probabilities, a torch tensor or a numpy array: the PyTorch
+recogniser and the torch-free ONNX runtime run this same search.
 """
 
 import math
 from collections import defaultdict
 from typing import Dict, List, Optional, Protocol, Tuple
-
-from torch import Tensor
 
 __all__ = ["CtcPrefixSearch", "PrefixScorer", "ctc_prefix_beam_search"]
 
@@ -43,8 +44,17 @@ def _log_add(a: float, b: float) -> float:
     return max(a, b) + math.log1p(math.exp(-abs(a - b)))
 
 
+def _top_labels(log_probs, count: int) -> List[List[int]]:
+    """The ``count`` most likely labels of every frame (a tensor's ``topk``, or a numpy partition)."""
+    if hasattr(log_probs, "topk"):
+        return log_probs.topk(count, dim=1).indices.tolist()
+    import numpy as np
+
+    return np.argpartition(-np.asarray(log_probs), count - 1, axis=1)[:, :count].tolist()
+
+
 def ctc_prefix_beam_search(
-    log_probs: Tensor,
+    log_probs,
     blank: int,
     beam: int,
     scorer: Optional[PrefixScorer] = None,
@@ -52,7 +62,8 @@ def ctc_prefix_beam_search(
     token_bonus: float = 0.0,
     context=None,
 ) -> List[Tuple[Prefix, float]]:
-    """The ``beam`` best label sequences of (T, V) frame log-probabilities, best first.
+    """The ``beam`` best label sequences of (T, V) frame log-probabilities (a tensor or an array),
+    best first.
 
     With a ``scorer`` (shallow fusion) prefixes rank by
     log P_ctc(prefix) + lm_weight * log P_lm(prefix) + token_bonus * len(prefix), and the final
@@ -103,14 +114,13 @@ class CtcPrefixSearch:
         lm = self.lm_weight * self.scorer.end_score(prefix) if self.fused else 0.0
         return lm + (self.context.finalize(self.context_states[prefix]) if self.context is not None else 0.0)
 
-    def advance(self, log_probs: Tensor) -> None:
-        """Extend the prefixes over (T, V) more frames of log-probabilities."""
-        if log_probs.size(0) == 0:
+    def advance(self, log_probs) -> None:
+        """Extend the prefixes over (T, V) more frames of log-probabilities (a tensor or an array)."""
+        if len(log_probs) == 0:
             return
         blank, prefixes = self.blank, self.prefixes
-        candidates = min(self.beam, log_probs.size(1))
         frames = log_probs.tolist()
-        top_labels = log_probs.topk(candidates, dim=1).indices.tolist()
+        top_labels = _top_labels(log_probs, min(self.beam, log_probs.shape[1]))
         for t, frame in enumerate(frames):
             if self.fused:
                 self.scorer.prepare(prefixes)
