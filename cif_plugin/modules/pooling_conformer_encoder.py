@@ -152,15 +152,24 @@ class PoolingConformerEncoder(nn.Module):
         chunk_size = self.chunk_size if chunk_size is None else chunk_size
         poolings_after = len(self.pooling_layer_ids)
         blocked_mask = self._blocked_mask(x, chunk_size, poolings_after)
+        padding_mask = _padding_mask(lengths, x.size(1))
         for layer_id, block in enumerate(self.blocks, start=1):
-            padding_mask = padding_mask_from_lengths(lengths, x.size(1))
             if blocked_mask is None:
                 x = block(x, padding_mask, pos_emb)
             else:
                 x = block(x, padding_mask, pos_emb, blocked_mask=blocked_mask)
             if layer_id in self.pooling_layer_ids:
                 x, lengths = max_pool_time(x, lengths)
+                padding_mask = _padding_mask(lengths, x.size(1))
                 pos_emb = self._positions(x)
                 poolings_after -= 1
                 blocked_mask = self._blocked_mask(x, chunk_size, poolings_after)
-        return x.masked_fill(padding_mask_from_lengths(lengths, x.size(1)).unsqueeze(-1), 0.0), lengths
+        return (x if padding_mask is None else x.masked_fill(padding_mask.unsqueeze(-1), 0.0)), lengths
+
+
+def _padding_mask(lengths: Tensor, frames: int) -> Optional[Tensor]:
+    """(B, frames) True at padded frames, or None when no frame is padded (a batch of one, or of
+    equal lengths): the blocks then skip their masking. Always a mask while traced for export."""
+    if not torch.jit.is_tracing() and bool((lengths >= frames).all()):
+        return None
+    return padding_mask_from_lengths(lengths, frames)
