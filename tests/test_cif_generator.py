@@ -113,6 +113,20 @@ def test_results_do_not_depend_on_batch_composition(model_and_sample):
             torch.testing.assert_close(a["score"], b["score"], atol=1e-4, rtol=1e-5)
 
 
+def test_a_model_left_in_training_mode_decodes_in_eval_mode(model_and_sample):
+    task, model, sample = model_and_sample
+    generator = CifGenerator(model, task.target_dictionary, beam=2)
+    expected = generator.generate([model], sample)
+    model.train()  # dropout on: decoding must switch it off
+    try:
+        got = generator.generate([model], sample)
+        assert not any(module.training for module in model.modules())
+    finally:
+        model.eval()
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a[0]["tokens"], b[0]["tokens"]) and torch.equal(a[0]["score"], b[0]["score"])
+
+
 def test_nbest_hypotheses_are_ordered_and_consistent(model_and_sample):
     task, model, sample = model_and_sample
     eos = task.target_dictionary.eos()
