@@ -32,6 +32,7 @@ from typing import List, Optional
 from tqdm import tqdm
 
 # torch-free imports only: --backend onnxruntime runs without torch and fairseq
+from cif_plugin.decoding_defaults import DECODING_TAIL_THRESHOLD
 from cif_plugin.inference.audio_inputs import input_name
 from cif_plugin.inference.cli import add_model_arguments, recognizer_from_args
 from cif_plugin.inference.inputs import collect_inputs
@@ -128,10 +129,16 @@ def _onnx_recognizer(args, parser):
         "--ngram-lm-path": args.ngram_lm_path,
         "--hotwords": args.hotwords,
         "--data": args.data,
+        # built into the folder at export (scripts/export_onnx.py takes them)
+        "--ctc-token-bonus": args.ctc_token_bonus != 0,
+        "--tail-threshold": args.tail_threshold != DECODING_TAIL_THRESHOLD,
     }
     given = [option for option, value in unsupported.items() if value]
     if given:
-        parser.error(f"--backend onnxruntime does not take {', '.join(given)}")
+        parser.error(
+            f"--backend onnxruntime does not take {', '.join(given)} (the CTC token bonus and the tail "
+            "threshold are set at export: scripts/export_onnx.py)"
+        )
     try:
         return OnnxRecognizer(args.model, beam=args.beam, onset=args.onset, lm_weight=args.lm_weight)
     except ValueError as error:  # BundleError included: the message names the file

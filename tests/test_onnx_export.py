@@ -378,3 +378,20 @@ def _best_alignment_score(log_probs, labels) -> float:
         if collapsed == labels:
             best = max(best, float(log_probs[np.arange(len(path)), path].sum()))
     return best
+
+
+@pytest.mark.parametrize(
+    "option, named",
+    [
+        (["--ctc-token-bonus", "1.5"], "--ctc-token-bonus"),
+        (["--tail-threshold", "0.3"], "--tail-threshold"),
+        (["--hotwords", "words.txt"], "--hotwords"),
+    ],
+)
+def test_transcribe_refuses_what_the_onnx_backend_does_not_take(exported, audio_files, option, named):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "transcribe.py"
+    command = [sys.executable, str(script), "--model", str(exported["ctc"][1]), "--backend", "onnxruntime"]
+    result = subprocess.run(
+        command + option + [str(audio_files[0])], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2 and named in result.stderr and "does not take" in result.stderr
