@@ -20,7 +20,15 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
-from ..generation.cached_decoding import LayerStepWeights, affine, decoder_layer_step, layer_step_weights
+from ..generation.cached_decoding import (
+    LayerStepWeights,
+    affine,
+    decoder_layer_step,
+    language_model_input,
+    language_model_output,
+    layer_step_weights,
+    step_positions,
+)
 from ..models.cif_decoder import CifArDecoder
 from ..modules.integrate_and_fire_dense import integrate_and_fire_dense
 from ..modules.masks import padding_mask_from_lengths
@@ -107,12 +115,9 @@ class CifDecoderStepGraph(nn.Module):
     def __init__(self, decoder: CifArDecoder):
         super().__init__()
         self.decoder = decoder
-        positions = decoder.max_target_positions
-        if decoder.embed_positions is not None:
-            dummy = torch.full((1, positions), decoder.padding_idx + 1, dtype=torch.long)
-            table = decoder.embed_positions(dummy)[0].detach()
-        else:
-            table = torch.zeros(positions, decoder.input_proj.out_features)
+        table = _position_table(decoder, decoder.max_target_positions)
+        if table is None:
+            table = torch.zeros(decoder.max_target_positions, decoder.input_proj.out_features)
         self.register_buffer("position_table", table, persistent=False)
 
     def forward(self, prev_tokens: Tensor, prev_cif: Tensor, cif: Tensor, step: Tensor, cache: Tensor):
@@ -139,29 +144,21 @@ class LanguageModelStepGraph(nn.Module):
 
     def __init__(self, lm, max_steps: int):
         super().__init__()
-        self.decoder = decoder = lm.decoder
-        if decoder.embed_positions is not None:
-            dummy = torch.full((1, max_steps), decoder.padding_idx + 1, dtype=torch.long)
-            table = decoder.embed_positions(dummy)[0].detach()
-        else:
-            table = torch.zeros(max_steps, decoder.embed_tokens.embedding_dim)
-        self.register_buffer("position_table", table, persistent=False)
+        self.decoder = lm.decoder
+        self.register_buffer("position_table", _position_table(lm.decoder, max_steps), persistent=False)
 
     def forward(self, prev_tokens: Tensor, step: Tensor, cache: Tensor):
-        decoder = self.decoder
-        x = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
-        if decoder.project_in_dim is not None:
-            x = decoder.project_in_dim(x)
-        if decoder.embed_positions is not None:
-            x = x + self.position_table[step]
-        if decoder.layernorm_embedding is not None:
-            x = decoder.layernorm_embedding(x)
-        x, next_cache = _layers_step(decoder.layers, x, cache)
-        if decoder.layer_norm is not None:
-            x = decoder.layer_norm(x)
-        if decoder.project_out_dim is not None:
-            x = decoder.project_out_dim(x)
-        return decoder.output_projection(x), next_cache
+        position = self.position_table[step] if self.position_table is not None else None
+        x = language_model_input(self.decoder, prev_tokens, position)
+        x, next_cache = _layers_step(self.decoder.layers, x, cache)
+        return language_model_output(self.decoder, x), next_cache
+
+
+def _position_table(decoder, steps: int):
+    """(steps, C) positional embeddings of a fairseq decoder's steps (None without them), kept in
+    the graph as a constant table indexed by the step."""
+    with torch.no_grad():
+        return step_positions(decoder.embed_positions, steps, decoder.padding_idx + 1, torch.zeros(()))
 
 
 def _layers_step(layers: nn.ModuleList, x: Tensor, cache: Tensor) -> Tuple[Tensor, Tensor]:

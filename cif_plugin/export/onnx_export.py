@@ -40,6 +40,12 @@ DEFAULT_OPSET = 17
 EXPORT_SECONDS = 3.0  # the traced input: the graphs must not depend on it
 NGRAM_FILE = "ngram_lm.arpa"  # a CTC model's n-gram LM, copied as it is (ARPA or KenLM binary)
 _CHECK_TOLERANCE = 1e-4  # relative to the output's largest magnitude, at least 1
+_STEP_AXES = {  # what the decoder-step and LM-step graphs share: rows (utterances x beams) and steps
+    "prev_tokens": {0: "rows"},
+    "cache": {2: "rows", 4: "steps"},
+    "logits": {0: "rows"},
+    "next_cache": {2: "rows", 4: "next_steps"},
+}
 _ENCODER_AXES = {
     "features": {0: "batch", 1: "frames"},
     "lengths": {0: "batch"},
@@ -154,17 +160,8 @@ def _export_decoder_step(model, out_dir: Path, opset: int) -> Dict:
             torch.randn(layers, 2, rows, heads, steps, head_dim, generator=generator),
         )
 
-    path = out_dir / "decoder_step.onnx"
-    axes = {
-        "prev_tokens": {0: "rows"},
-        "prev_cif": {0: "rows"},
-        "cif": {0: "rows"},
-        "cache": {2: "rows", 4: "steps"},
-        "logits": {0: "rows"},
-        "next_cache": {2: "rows", 4: "next_steps"},
-    }
-    _export(graph, example(2, 3), path, "cif", axes, opset)
-    _check(graph, path, example(5, 0), example(3, 7))
+    axes = {**_STEP_AXES, "prev_cif": {0: "rows"}, "cif": {0: "rows"}}
+    _export_step_graph(graph, example, out_dir / "decoder_step.onnx", axes, opset)
     return {
         "layers": layers,
         "heads": heads,
@@ -172,6 +169,13 @@ def _export_decoder_step(model, out_dir: Path, opset: int) -> Dict:
         "cif_dim": cif_dim,
         "max_steps": decoder.max_target_positions,
     }
+
+
+def _export_step_graph(graph, example, path: Path, axes: Dict, opset: int) -> None:
+    """Trace a step graph with ``example(rows, cached_steps)`` inputs for 2 rows and 3 cached
+    steps, and check it on other row and step counts (none cached, and more)."""
+    _export(graph, example(2, 3), path, "cif", axes, opset)
+    _check(graph, path, example(5, 0), example(3, 7))
 
 
 def _export_lm_step(lm, max_steps: int, out_dir: Path, opset: int) -> Dict:
@@ -190,15 +194,7 @@ def _export_lm_step(lm, max_steps: int, out_dir: Path, opset: int) -> Dict:
             torch.randn(layers, 2, rows, heads, steps, head_dim, generator=generator),
         )
 
-    path = out_dir / LM_GRAPH
-    axes = {
-        "prev_tokens": {0: "rows"},
-        "cache": {2: "rows", 4: "steps"},
-        "logits": {0: "rows"},
-        "next_cache": {2: "rows", 4: "next_steps"},
-    }
-    _export(graph, example(2, 3), path, "cif", axes, opset)
-    _check(graph, path, example(5, 0), example(3, 7))
+    _export_step_graph(graph, example, out_dir / LM_GRAPH, _STEP_AXES, opset)
     return {"layers": layers, "heads": heads, "head_dim": head_dim, "max_steps": max_steps}
 
 

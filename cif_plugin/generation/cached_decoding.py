@@ -30,7 +30,10 @@ __all__ = [
     "LayerStepWeights",
     "affine",
     "decoder_layer_step",
+    "language_model_input",
+    "language_model_output",
     "layer_step_weights",
+    "step_positions",
 ]
 
 
@@ -180,8 +183,9 @@ class CachedDecoderLayers:
             self.cache = grown
 
 
-def _positions(embed_positions, steps: int, token: int, like: Tensor):
-    """(steps, C) positional embeddings of steps 0..steps-1 (``token`` is any non-pad index)."""
+def step_positions(embed_positions, steps: int, token: int, like: Tensor) -> Optional[Tensor]:
+    """(steps, C) positional embeddings of steps 0..steps-1 (``token`` is any non-pad index), in
+    ``like``'s dtype; None without positional embeddings."""
     if embed_positions is None:
         return None
     if steps == 0:  # no fire in the batch: nothing to decode
@@ -235,7 +239,7 @@ class CifDecoderSteps:
         start, steps = self.num_steps, self.num_steps + cif_out.size(1)
         previous = torch.cat([self.last_cif, cif_out[:, :-1]], dim=1)  # c_{i-1}, zero at i = 0
         input_terms = torch.matmul(previous, self.cif_in)
-        positions = _positions(self.decoder.embed_positions, steps, self.decoder.padding_idx + 1, cif_out)
+        positions = step_positions(self.decoder.embed_positions, steps, self.decoder.padding_idx + 1, cif_out)
         if positions is not None:
             input_terms = input_terms + positions[start:]
         self.input_from_cif = torch.cat([self.input_from_cif, input_terms], dim=1)
@@ -262,6 +266,28 @@ class CifDecoderSteps:
         """Row r continues the sequence of row ``origin[r]``."""
         self.layers.reorder(origin)
         self.utterance_of_row = origin if self.utterance_of_row is None else self.utterance_of_row[origin]
+
+
+def language_model_input(decoder, prev_tokens: Tensor, position: Optional[Tensor]) -> Tensor:
+    """What a fairseq ``TransformerDecoder`` LM feeds its first layer at one step: (rows,) previous
+    tokens and the step's (C,) positional embedding (None without positions) -> (rows, C)."""
+    x = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
+    if decoder.project_in_dim is not None:
+        x = decoder.project_in_dim(x)
+    if position is not None:
+        x = x + position
+    if decoder.layernorm_embedding is not None:
+        x = decoder.layernorm_embedding(x)
+    return x
+
+
+def language_model_output(decoder, x: Tensor) -> Tensor:
+    """The LM's (rows, C) last-layer outputs -> (rows, V) logits."""
+    if decoder.layer_norm is not None:
+        x = decoder.layer_norm(x)
+    if decoder.project_out_dim is not None:
+        x = decoder.project_out_dim(x)
+    return apply_linear(decoder.output_projection, x)
 
 
 class LanguageModelSteps:
@@ -294,25 +320,14 @@ class LanguageModelSteps:
         decoder = self.decoder
         if self.positions is None or self.positions.size(0) < max_steps:
             token = decoder.padding_idx + 1
-            self.positions = _positions(decoder.embed_positions, max_steps, token, self.dtype_like)
+            self.positions = step_positions(decoder.embed_positions, max_steps, token, self.dtype_like)
         self.layers.reserve(max_steps)
 
     def logits(self, prev_tokens: Tensor, step: int) -> Tensor:
         """(rows,) previous tokens -> (rows, V) next-token logits at ``step`` (step 0 reads ``</s>``)."""
-        decoder = self.decoder
-        x = decoder.embed_scale * decoder.embed_tokens(prev_tokens)
-        if decoder.project_in_dim is not None:
-            x = decoder.project_in_dim(x)
-        if self.positions is not None:
-            x = x + self.positions[step]
-        if decoder.layernorm_embedding is not None:
-            x = decoder.layernorm_embedding(x)
-        x = self.layers.step(x, step)
-        if decoder.layer_norm is not None:
-            x = decoder.layer_norm(x)
-        if decoder.project_out_dim is not None:
-            x = decoder.project_out_dim(x)
-        return apply_linear(decoder.output_projection, x)
+        position = self.positions[step] if self.positions is not None else None
+        x = language_model_input(self.decoder, prev_tokens, position)
+        return language_model_output(self.decoder, self.layers.step(x, step))
 
     def reorder(self, origin: Tensor) -> None:
         self.layers.reorder(origin)
