@@ -38,6 +38,7 @@ class Conv2dSubsampler(nn.Module):
         if freq < 1:
             raise ValueError(f"{input_dim} feature bins are too few for kernel sizes {list(kernel_sizes)}")
         self.convs = nn.Sequential(*layers)
+        self.output_bins = freq  # frequency bins left after the convolutions
         self.out_proj = nn.Linear(in_channels * freq, output_dim)
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
@@ -55,11 +56,9 @@ class Conv2dSubsampler(nn.Module):
         Returns:
             (Tensor, Tensor): (B, T', D) output, zero at padded frames, and (B,) output lengths.
         """
-        if len(self.kernel_sizes) == 1 and not torch.jit.is_tracing():  # graph export: no Unfold op
+        if len(self.kernel_sizes) == 1:
             x = _single_conv_frames(self.convs[0], features)
-            x = linear(
-                x, self._frequency_major_weight(x.size(-1) // self.convs[0].out_channels), self.out_proj.bias
-            )
+            x = linear(x, self._frequency_major_weight(self.output_bins), self.out_proj.bias)
         else:
             x = self.convs(features.unsqueeze(1))  # (B, channels, T', F')
             batch, channels, frames, freq = x.shape
@@ -90,9 +89,26 @@ def _single_conv_frames(conv: nn.Conv2d, features: Tensor) -> Tensor:
     major layout).
     """
     kernel = conv.kernel_size[0]
-    patches = features.unfold(1, kernel, 2).unfold(2, kernel, 2)  # (B, T', F', k, k)
+    if torch.jit.is_tracing():
+        patches = _strided_patches(features, kernel)
+    else:
+        patches = features.unfold(1, kernel, 2).unfold(2, kernel, 2)  # (B, T', F', k, k)
     batch, frames, freq = patches.shape[:3]
     x = torch.addmm(
         conv.bias, patches.reshape(-1, kernel * kernel), conv.weight.view(conv.out_channels, -1).t()
     )
     return torch.relu_(x).view(batch, frames, freq * conv.out_channels)
+
+
+def _strided_patches(features: Tensor, kernel: int) -> Tensor:
+    """``features.unfold(1, kernel, 2).unfold(2, kernel, 2)`` as (B, T', F', k, k), from k x k strided
+    slices (one per kernel tap): ONNX has no unfold, and the traced convolution it replaces spent
+    more time reordering its output into frames than convolving (onnxruntime, CPU)."""
+    frames = (features.size(1) - kernel) // 2 + 1
+    freq = (features.size(2) - kernel) // 2 + 1
+    taps = [
+        features[:, i : i + 2 * frames - 1 : 2, j : j + 2 * freq - 1 : 2]
+        for i in range(kernel)
+        for j in range(kernel)
+    ]
+    return torch.stack(taps, dim=-1).view(features.size(0), frames, freq, kernel, kernel)

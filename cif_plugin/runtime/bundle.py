@@ -112,6 +112,12 @@ def read_bundle_manifest(folder: Path) -> Dict:
     return manifest
 
 
+# onnxruntime 1.32's fused SkipLayerNormalization took 310 us where the residual Add and the
+# LayerNormalization it replaces take about 60 us together on a (1, 299, 256) input (the int8 paper
+# encoder, one thread: 2.8 ms of its 41 ms); benchmarks/bench_onnx.py.
+_DISABLED_FUSIONS = ["SkipLayerNormFusion"]
+
+
 def open_session(path: Path, signature: Sequence[tuple], threads: int = 0):
     """An onnxruntime session of ``path`` whose input and output names are ``signature``."""
     import onnxruntime
@@ -121,7 +127,9 @@ def open_session(path: Path, signature: Sequence[tuple], threads: int = 0):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=_DISABLED_FUSIONS
+        )
     except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
         raise BundleError(f"{path}: onnxruntime cannot load it ({error})") from None
     inputs = tuple(node.name for node in session.get_inputs())

@@ -53,6 +53,10 @@ class OnnxRecognizer:
         self.manifest, self.family, self.beam, self.onset = manifest, manifest["family"], beam, onset
         signatures = GRAPH_SIGNATURES[self.family]
         self.encoder = open_session(self.folder / "encoder.onnx", signatures["encoder.onnx"], threads)
+        # onnxruntime computes only what the fetched outputs need: a CIF search skips the CTC head
+        self.encoder_outputs = [
+            name for name in signatures["encoder.onnx"][1] if self.family != "cif" or name != "ctc_log_probs"
+        ]
         self.symbols = manifest["symbols"]
         self.eos = manifest["special"]["eos"]
         self.frame_seconds = manifest["frame_seconds"]
@@ -135,11 +139,8 @@ class OnnxRecognizer:
         padded = np.zeros((len(batch), lengths.max(), batch[0][1].shape[1]), dtype=np.float32)
         for b, (_, features, _) in enumerate(batch):
             padded[b, : len(features)] = features
-        outputs = dict(zip(
-            [node.name for node in self.encoder.get_outputs()],
-            self.encoder.run(None, {"features": padded, "lengths": lengths}),
-            strict=True,
-        ))  # fmt: skip
+        fetched = self.encoder.run(self.encoder_outputs, {"features": padded, "lengths": lengths})
+        outputs = dict(zip(self.encoder_outputs, fetched, strict=True))
         results = []
         for b, (_, _, duration) in enumerate(batch):
             frames = int(outputs["encoder_lengths"][b])
