@@ -9,10 +9,15 @@ each system is timed over all inputs in every pass, the systems taking turns, an
 median of ``--passes`` passes after a warm-up and the speed-up over PyTorch.
 Targets (issue): float32 >= 2x faster than PyTorch eager, int8 >= 3x.
 
-Usage: python benchmarks/bench_onnx.py [--utterances 8] [--passes 3] [--threads 1]
+The float32 speed-up depends on the CPU's BLAS more than on onnxruntime: PyTorch's products are
+MKL's, which reach the core's peak on Intel and run at about half of it on AMD (docs/onnx.md,
+"Benchmark"), so the CPU is printed first.
+
+Usage: python benchmarks/bench_onnx.py [--utterances 8] [--passes 5] [--threads 1]
 """
 
 import argparse
+import platform
 import statistics
 import sys
 import tempfile
@@ -45,6 +50,15 @@ def waveforms(count: int, seed: int = 0):
     return [(0.1 * rng.normal(size=int(s * 16000))).astype(np.float32) for s in seconds]
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or "unknown"
+
+
 def timed_pass(recognizer, inputs) -> float:
     started = time.perf_counter()
     for samples in inputs:
@@ -57,7 +71,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--utterances", type=int, default=8, help="inputs of 2-10 s")
-    parser.add_argument("--passes", type=int, default=3, help="timed passes (median)")
+    parser.add_argument("--passes", type=int, default=5, help="timed passes (median)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of both runtimes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,6 +87,7 @@ def main() -> int:
             predictor.bias.fill_(torch.logit(torch.tensor(CHARACTER_WEIGHT)).item())
         model.eval()
         parameters = sum(p.numel() for p in model.parameters())
+        print(f"CPU: {cpu_name()}")
         print(
             f"torch {torch.__version__}, threads {args.threads}, {parameters / 1e6:.1f} M parameters, "
             f"{args.utterances} inputs, {audio_seconds:.0f} s of audio"

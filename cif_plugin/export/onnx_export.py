@@ -8,6 +8,7 @@ rewrites the MatMul and Gemm weights to int8 with onnxruntime's dynamic quantisa
 """
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -210,10 +211,18 @@ def _quantize(out_dir: Path, names: List[str]) -> None:
     for name in names:
         path = out_dir / name
         folded, quantized = path.with_suffix(".folded.onnx"), path.with_suffix(".int8.onnx")
-        quant_pre_process(str(path), str(folded), skip_symbolic_shape=True)
-        quantize_dynamic(
-            str(folded), str(quantized), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8
-        )
+        previous = logging.root.manager.disable
+        logging.disable(logging.INFO)  # the quantiser logs a line per tensor to the root logger
+        try:
+            quant_pre_process(str(path), str(folded), skip_symbolic_shape=True)
+            quantize_dynamic(
+                str(folded),
+                str(quantized),
+                op_types_to_quantize=["MatMul", "Gemm"],
+                weight_type=QuantType.QInt8,
+            )
+        finally:
+            logging.disable(previous)
         folded.unlink()
         os.replace(quantized, path)
 
