@@ -18,7 +18,7 @@ from cif_plugin.export.onnx_export import export_onnx
 from cif_plugin.inference import Recognizer
 from cif_plugin.runtime import BundleError, OnnxRecognizer
 from cif_plugin.runtime.features import mel_banks, numpy_fbank
-from cif_plugin.runtime.search import _top_indices
+from cif_plugin.runtime.search import _top_candidates, _top_indices
 from cif_plugin.tasks.fbank_features import kaldi_fbank
 
 DURATIONS = (2.2, 1.1, 3.0, 1.6, 2.6, 0.7)
@@ -263,6 +263,24 @@ def test_top_indices_are_the_stable_argsort_of_the_beam_candidates(seed):
     few_finite = np.full(50, -np.inf, dtype=np.float32)
     few_finite[[7, 3]] = [-1.0, -2.0]
     np.testing.assert_array_equal(_top_indices(few_finite, 4), [7, 3, 0, 1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_top_candidates_are_the_stable_argsort_of_all_rows(seed):
+    """The row-maximum bound keeps every one of the largest candidates, ties at the cut included."""
+    rng = np.random.default_rng(seed)
+    for rows, vocab in ((10, 300), (4, 50), (3, 7)):
+        values = rng.integers(-5, 0, size=(rows, vocab)).astype(np.float32)
+        values[rng.random((rows, vocab)) < 0.3] = -np.inf
+        values[rng.integers(rows)] = -np.inf  # a beam that has no candidate (step 0, copies of beam 0)
+        values[rng.integers(rows), 1:] = -np.inf  # a finished beam: only its </s>
+        for count in (1, rows, 10):
+            expected = np.argsort(-values.reshape(-1), kind="stable")[:count]
+            np.testing.assert_array_equal(_top_candidates(values, count), expected)
+        values[values == -np.inf] = -1.5  # all finite: the bound applies
+        for count in (1, rows):
+            expected = np.argsort(-values.reshape(-1), kind="stable")[:count]
+            np.testing.assert_array_equal(_top_candidates(values, count), expected)
 
 
 @pytest.fixture(scope="module")

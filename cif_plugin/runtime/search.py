@@ -38,6 +38,21 @@ def _top_indices(values: np.ndarray, count: int) -> np.ndarray:
     return top[np.lexsort((top, -values[top]))]
 
 
+def _top_candidates(candidates: np.ndarray, count: int) -> np.ndarray:
+    """:func:`_top_indices` of the flattened (rows, V) ``candidates``, searching only those at least
+    the smallest row maximum: ``rows`` >= ``count`` candidates reach it (one per row), so every one
+    of the ``count`` largest does, ties included. At beam 10 over 4,234 symbols that leaves tens of
+    candidates instead of 42,340."""
+    flat = candidates.reshape(-1)
+    if candidates.shape[0] < count:
+        return _top_indices(flat, count)
+    bound = candidates.max(axis=1).min()
+    if bound == -np.inf:  # a row with no finite candidate: no bound
+        return _top_indices(flat, count)
+    kept = np.flatnonzero(flat >= bound)  # in index order, so ties stay in index order
+    return kept[_top_indices(flat[kept], count)]
+
+
 class _CachedSteps:
     """A step graph (decoder or LM) and the key/value cache of the rows it decodes."""
 
@@ -146,11 +161,11 @@ class CifStepSearch:
                     model.spread(beam)
             log_probs[finished] = -np.inf
             log_probs[finished, eos] = 0.0
-            candidates = (scores[:, None] + log_probs).reshape(-1)
-            best = _top_indices(candidates, beam)
+            candidates = scores[:, None] + log_probs
+            best = _top_candidates(candidates, beam)
             vocab = log_probs.shape[1]
             origin, tokens = best // vocab, best % vocab
-            scores = candidates[best]
+            scores = candidates.reshape(-1)[best]
             chosen.append(tokens)
             chosen_scores.append(log_probs[origin, tokens])
             origins.append(origin)
