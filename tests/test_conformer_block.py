@@ -6,7 +6,7 @@ from fairseq.modules import RelPositionalEncoding
 from torch import nn
 
 from cif_plugin.models.conformer_block import MaskedConformerBlock
-from cif_plugin.modules.conv2d_subsampler import Conv2dSubsampler
+from cif_plugin.modules.conv2d_subsampler import Conv2dSubsampler, _strided_patches
 
 
 def _reference_block(block: MaskedConformerBlock, x, padding_mask, pos_emb):
@@ -55,6 +55,66 @@ def test_half_precision_keeps_the_float32_softmax_path():
         half = block.to(torch.bfloat16)(x.bfloat16(), padding_mask, pos_emb.bfloat16())
     assert half.dtype == torch.bfloat16
     torch.testing.assert_close(half.float(), full, atol=0.1, rtol=0.05)
+
+
+def _trace(module, *example):
+    """``torch.jit.trace`` as the ONNX export traces: gradients off, no re-run check (the kept
+    weight copies make a second run differ in its graph, not its values)."""
+    with torch.no_grad():
+        return torch.jit.trace(module, example, check_trace=False)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("blocked", [False, True])
+def test_traced_block_equals_the_eager_block_with_padding(blocked):
+    """The traced attention (scale on the queries, padding as an additive bias; docs/onnx.md) gives
+    the eager block's output on another length than the traced one, padded, with a chunk mask."""
+    torch.manual_seed(2)
+    block = MaskedConformerBlock(32, 64, 4, dropout=0.0, depthwise_kernel_size=7).eval()
+    encoding = RelPositionalEncoding(100, 32)
+
+    def chunk_mask(frames):  # chunks of 4 frames seeing themselves and the chunks before
+        chunk = torch.arange(frames) // 4
+        return chunk[None, :] > chunk[:, None]
+
+    class Traced(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block, self.encoding = block, encoding
+
+        def forward(self, x, padding_mask):
+            mask = chunk_mask(x.size(1)) if blocked else None
+            return self.block(x, padding_mask, self.encoding(x.transpose(0, 1)), mask)
+
+    traced = _trace(Traced(), torch.randn(1, 9, 32), torch.zeros(1, 9, dtype=torch.bool))
+    x = torch.randn(2, 23, 32)
+    padding_mask = torch.arange(23)[None] >= torch.tensor([23, 11])[:, None]
+    with torch.no_grad():
+        mask = chunk_mask(23) if blocked else None
+        expected = block(x, padding_mask, encoding(x.transpose(0, 1)), mask)
+        got = traced(x, padding_mask)
+    valid = ~padding_mask
+    torch.testing.assert_close(got[valid], expected[valid], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("frames, bins, kernel", [(10, 20, 3), (11, 21, 3), (12, 9, 5), (5, 7, 5)])
+def test_strided_patches_equal_unfold(frames, bins, kernel):
+    features = torch.randn(2, frames, bins)
+    expected = features.unfold(1, kernel, 2).unfold(2, kernel, 2)
+    torch.testing.assert_close(_strided_patches(features, kernel), expected, rtol=0, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_traced_front_end_takes_other_lengths_than_the_traced_one():
+    """The graph export traces the strided patches (ONNX has no unfold); the trace must not keep
+    the example's length."""
+    torch.manual_seed(0)
+    subsampler = Conv2dSubsampler(20, [6], [3], 8).eval()
+    traced = _trace(subsampler, torch.randn(1, 30, 20), torch.tensor([30]))
+    with torch.no_grad():
+        for frames in (9, 30, 57):
+            features, lengths = torch.randn(2, frames, 20), torch.tensor([frames, frames - 4])
+            torch.testing.assert_close(traced(features, lengths), subsampler(features, lengths))
 
 
 @pytest.mark.parametrize("kernel", [3, 5])
