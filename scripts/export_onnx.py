@@ -5,13 +5,13 @@ The folder holds encoder.onnx (CIF: conformer, CTC head, CIF weights and integra
 CIF vectors, their count, the per-frame weights and the firing frames as outputs, so timestamps
 survive; CTC: log-probabilities; ASG: emissions and the transition matrix), for CIF models
 decoder_step.onnx (one decoder step over a key/value cache, for greedy and beam search), with
---lm-path lm_step.onnx (one step of the fusion LM, the same way), for CTC models with
---ngram-lm-path the n-gram LM for prefix beam search, the feature statistics, and
+--lm-path (CIF and CTC models) lm_step.onnx (one step of the fusion LM, the same way), for CTC
+models with --ngram-lm-path the n-gram LM for prefix beam search, the feature statistics, and
 onnx_model.json. Every graph has dynamic batch and time axes: it is traced from a 3 s input and
 checked against PyTorch on a longer padded batch before it is written.
 
 Usage: python scripts/export_onnx.py exp/package exp/onnx [--quantize int8] [--opset 17]
-           [--lm-path lm/checkpoint_best.pt --lm-weight 0.3]  (CIF)
+           [--lm-path lm/checkpoint_best.pt --lm-weight 0.3]  (CIF, CTC)
            [--ngram-lm-path lm.arpa --lm-weight 0.5 --ctc-token-bonus 1.0]  (CTC)
        python scripts/transcribe.py --model exp/onnx --backend onnxruntime audio.wav
 """
@@ -47,7 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--lm-path",
         type=Path,
-        help="CIF models: a fairseq LM over the same dictionary, exported for shallow fusion",
+        help="CIF and CTC models: a fairseq LM over the same dictionary, exported for shallow fusion",
     )
     parser.add_argument(
         "--ngram-lm-path",

@@ -21,6 +21,8 @@ from cif_plugin.runtime.features import mel_banks, numpy_fbank
 from cif_plugin.runtime.search import _top_candidates, _top_indices
 from cif_plugin.tasks.fbank_features import kaldi_fbank
 
+from conftest import FAVOURITE
+
 DURATIONS = (2.2, 1.1, 3.0, 1.6, 2.6, 0.7)
 
 
@@ -312,17 +314,77 @@ def test_onnxruntime_fuses_the_exported_lm_as_pytorch_does(
 
 
 def test_the_lm_step_graph_is_quantised_and_refused_where_it_cannot_be_used(
-    tiny_checkpoint, ctc_training, language_model, exported, audio_files, tmp_path
+    tiny_checkpoint, asg_checkpoint, language_model, exported, audio_files, tmp_path
 ):
     quantized = _export(
         tiny_checkpoint, tmp_path / "int8", quantize="int8", lm_path=language_model, lm_weight=0.5
     )
     assert not _constant_weight_products(onnx.load(str(quantized / "lm_step.onnx")).graph)
     assert all(t.ok for t in OnnxRecognizer(quantized, beam=2).transcribe(audio_files))
-    with pytest.raises(ValueError, match="fairseq LM .* with CIF models"):
-        export_onnx(ctc_training[1], tmp_path / "ctc", lm_path=language_model, lm_weight=0.5)
+    with pytest.raises(ValueError, match="fairseq LM .* with CIF and CTC models"):
+        export_onnx(asg_checkpoint, tmp_path / "asg", lm_path=language_model, lm_weight=0.5)
     with pytest.raises(ValueError, match="without a language model"):
         OnnxRecognizer(exported["cif"][1], lm_weight=0.5)
+    with pytest.raises(ValueError, match="without a language model"):
+        OnnxRecognizer(exported["ctc"][1], beam=2, lm_weight=0.5)
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_onnxruntime_ctc_prefix_search_fuses_the_exported_fairseq_lm_as_pytorch_does(
+    ctc_training, language_model, audio_files, tmp_path, beam
+):
+    """A CTC model with a fairseq LM: the LM's step graph, one cached step per new prefix, scores
+    what the whole LM scores in PyTorch; same tokens, times and scores, and the LM changes them."""
+    checkpoint = ctc_training[1]
+    options = {"lm_path": language_model, "lm_weight": LM_WEIGHT, "ctc_token_bonus": 1.5}
+    folder = _export(checkpoint, tmp_path / "ctc_lm", **options)
+    manifest = json.loads((folder / "onnx_model.json").read_text())
+    assert manifest["lm"]["weight"] == LM_WEIGHT and "lm_step.onnx" in manifest["files"]
+    torch_options = {**options, "lm_path": str(language_model)}
+    expected = Recognizer.from_pretrained(checkpoint, beam=beam, **torch_options)
+    expected = expected.transcribe(audio_files, batch_size=3)
+    got = OnnxRecognizer(folder, beam=beam).transcribe(audio_files, batch_size=3)
+    assert _outputs(got) == _outputs(expected)
+    assert [t.score for t in got] == pytest.approx([t.score for t in expected], rel=1e-4, abs=1e-3)
+    unfused = OnnxRecognizer(folder, beam=beam, lm_weight=0.0).transcribe(audio_files, batch_size=3)
+    assert [t.score for t in got] != pytest.approx([t.score for t in unfused], rel=1e-3, abs=1e-2)
+    assert [t.text for t in got] != [t.text for t in unfused]
+    if beam > 1:  # the LM's only word wins once the beam can reach it
+        assert all(set(t.text) == {FAVOURITE} for t in got)
+
+
+def test_lm_prefix_scorer_scores_every_prefix_as_the_whole_lm_does(language_model, tiny_data, tmp_path):
+    """Cached steps, batched by length and reached through unscored shorter prefixes, against
+    the PyTorch scorer that runs the whole LM on each prefix."""
+    from fairseq.data import Dictionary
+
+    from cif_plugin.export.onnx_export import _export_lm_step
+    from cif_plugin.generation.language_models import load_fairseq_lm
+    from cif_plugin.generation.prefix_lm_scorers import FairseqLmPrefixScorer
+    from cif_plugin.runtime.bundle import LM_GRAPH, LM_SIGNATURE, open_session
+    from cif_plugin.runtime.lm_prefix_scorer import OnnxLmPrefixScorer
+
+    dictionary = Dictionary.load(str(tiny_data / "dict.txt"))
+    lm = load_fairseq_lm(str(language_model), dictionary, str(tiny_data)).eval()
+    shape = _export_lm_step(lm, 64, tmp_path, 17)
+    folder = tmp_path
+    scorer = OnnxLmPrefixScorer(open_session(folder / LM_GRAPH, LM_SIGNATURE), shape, dictionary.eos())
+    reference = FairseqLmPrefixScorer(lm, dictionary.eos(), dictionary.pad())
+    rng = np.random.default_rng(0)
+    batches = [
+        [()],
+        [(5,), (6,), (5, 7)],
+        [tuple(rng.integers(4, len(dictionary), size=n)) for n in (1, 3, 3, 6)],
+    ]
+    for prefixes in batches:
+        scorer.prepare(prefixes)
+        reference.prepare(prefixes)
+        for prefix in prefixes:
+            for label in (4, 5, dictionary.eos()):
+                assert scorer.score(prefix, label) == pytest.approx(reference.score(prefix, label), abs=1e-4)
+            assert scorer.end_score(prefix) == pytest.approx(reference.end_score(prefix), abs=1e-4)
+    scorer.reset()
+    assert not scorer._next and not scorer._cache
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from ..generation.cif_generator import CifGenerator
+from ..generation.ctc_generator import CtcGenerator
+from ..generation.prefix_lm_scorers import FairseqLmPrefixScorer
 from ..inference.recognizer import Recognizer
 from ..models.s2t_asg_conformer import S2TAsgConformerModel
 from ..models.s2t_cif_transformer import S2TCifTransformerModel
@@ -199,6 +202,15 @@ def _export_lm_step(lm, max_steps: int, out_dir: Path, opset: int) -> Dict:
     return {"layers": layers, "heads": heads, "head_dim": head_dim, "max_steps": max_steps}
 
 
+def _fusion_lm(generator):
+    """The fairseq LM a CIF generator fuses, or the one behind a CTC generator's prefix scorer."""
+    if isinstance(generator, CifGenerator):
+        return generator.lm
+    if isinstance(generator, CtcGenerator) and isinstance(generator.scorer, FairseqLmPrefixScorer):
+        return generator.scorer.lm
+    return None
+
+
 def _quantize(out_dir: Path, names: List[str]) -> None:
     """int8 weights for every MatMul and Gemm whose weight is a constant.
 
@@ -248,9 +260,9 @@ def export_onnx(
         quantize (str, optional): "int8": dynamic int8 quantisation of the MatMul/Gemm weights.
         tail_threshold (float): CIF models: the tail firing threshold baked into the encoder graph.
         data: a checkpoint's data folder, if not the one it was trained on.
-        lm_path, lm_weight: CIF models: a fairseq LM over the same dictionary, exported as
-            ``lm_step.onnx`` and fused with this weight by the runtime's searches (as ``--lm-path``
-            and ``--lm-weight`` do in PyTorch); a zero weight exports no LM.
+        lm_path, lm_weight: CIF and CTC models: a fairseq LM over the same dictionary, exported
+            as ``lm_step.onnx`` and fused with this weight by the runtime's searches (as
+            ``--lm-path`` and ``--lm-weight`` do in PyTorch); a zero weight exports no LM.
         ngram_lm_path, ctc_token_bonus: CTC models: an n-gram LM (copied into the folder) fused
             with ``lm_weight`` in the runtime's prefix beam search, and its per-label bonus.
     """
@@ -339,10 +351,10 @@ def _write_bundle(
         np.save(out_dir / "transitions.npy", model.transitions.detach().float().numpy())
     options = recognizer.options
     if options.lm_weight and (
-        (options.lm_path and family != "cif") or (options.ngram_lm_path and family != "ctc")
+        (options.lm_path and family == "asg") or (options.ngram_lm_path and family != "ctc")
     ):
         raise ValueError(
-            "the ONNX export fuses a fairseq LM (lm_path) with CIF models and an n-gram LM "
+            "the ONNX export fuses a fairseq LM (lm_path) with CIF and CTC models and an n-gram LM "
             "(ngram_lm_path) with CTC models"
         )
     if family == "ctc":
@@ -350,9 +362,10 @@ def _write_bundle(
         if options.ngram_lm_path and options.lm_weight:
             shutil.copyfile(options.ngram_lm_path, out_dir / NGRAM_FILE)
             manifest["ngram"] = {"file": NGRAM_FILE, "weight": options.lm_weight}
-    lm = getattr(recognizer.generator, "lm", None)
+    lm = _fusion_lm(recognizer.generator)
     if lm is not None:
-        manifest["lm"] = _export_lm_step(lm, manifest["decoder"]["max_steps"], out_dir, opset)
+        max_steps = manifest["decoder"]["max_steps"] if family == "cif" else lm.decoder.max_positions()
+        manifest["lm"] = _export_lm_step(lm, max_steps, out_dir, opset)
         manifest["lm"]["weight"] = recognizer.generator.lm_weight
     if quantize:
         _quantize(out_dir, list(GRAPH_SIGNATURES[family]) + ([LM_GRAPH] if lm is not None else []))

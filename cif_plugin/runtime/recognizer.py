@@ -23,6 +23,7 @@ from ..inference.timestamps import cif_token_times, span_times
 from .audio import SAMPLE_RATE, RuntimeAudioError, read_samples
 from .bundle import GRAPH_SIGNATURES, LM_GRAPH, LM_SIGNATURE, open_session, read_bundle_manifest
 from .features import NumpyFeatures
+from .lm_prefix_scorer import OnnxLmPrefixScorer
 from .search import CifStepSearch, asg_best_path, ctc_best_path, ctc_prefix_best
 
 __all__ = ["OnnxRecognizer"]
@@ -76,11 +77,17 @@ class OnnxRecognizer:
                 step, manifest["decoder"], self.eos, banned, beam, lm_session, lm, self.lm_weight
             )
         elif self.family == "ctc":
-            self.ctc_scorer, ngram = None, manifest.get("ngram")
-            self.lm_weight = (ngram or {}).get("weight", 0.0) if lm_weight is None else lm_weight
-            if self.lm_weight and ngram is None:
-                raise ValueError(f"{self.folder}: exported without an n-gram LM (--ngram-lm-path) to fuse")
-            if self.lm_weight:
+            self.ctc_scorer, lm, ngram = None, manifest.get("lm"), manifest.get("ngram")
+            fused = lm or ngram
+            self.lm_weight = (fused or {}).get("weight", 0.0) if lm_weight is None else lm_weight
+            if self.lm_weight and fused is None:
+                raise ValueError(
+                    f"{self.folder}: exported without a language model (--lm-path or --ngram-lm-path) to fuse"
+                )
+            if self.lm_weight and lm is not None:
+                session = open_session(self.folder / LM_GRAPH, LM_SIGNATURE, threads)
+                self.ctc_scorer = OnnxLmPrefixScorer(session, lm, self.eos)
+            elif self.lm_weight:
                 from ..ops.ngram_prefix_scorer import KenLmPrefixScorer
 
                 self.ctc_scorer = KenLmPrefixScorer(self.folder / ngram["file"], self.symbols)

@@ -18,10 +18,18 @@ import numpy as np
 from ..ops.ctc_prefix_search import ctc_prefix_beam_search
 from ..ops.token_span import TokenSpan, asg_token_spans, merge_frame_labels
 
-__all__ = ["CifStepSearch", "asg_best_path", "ctc_best_path", "ctc_forced_spans", "ctc_prefix_best"]
+__all__ = [
+    "CifStepSearch",
+    "asg_best_path",
+    "ctc_best_path",
+    "ctc_forced_spans",
+    "ctc_prefix_best",
+    "log_softmax",
+]
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """float32 log-softmax over the last axis."""
     shifted = logits.astype(np.float32) - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
@@ -67,7 +75,7 @@ class _CachedSteps:
 
     def log_probs(self, feeds: dict) -> np.ndarray:
         logits, self.cache = self.session.run(None, {**feeds, "cache": self.cache})
-        return _log_softmax(logits)
+        return log_softmax(logits)
 
     def spread(self, rows: int) -> None:
         """Copy the one row decoded so far to ``rows`` rows (the beams start identical)."""
