@@ -76,7 +76,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         choices=["torch", "onnxruntime"],
         default="torch",
         help="onnxruntime: --model is a folder of scripts/export_onnx.py, decoded without torch "
-        "(greedy or CIF beam search; no LM, hotwords or splitting at pauses)",
+        "(greedy or beam search, the LM exported into the folder, hotwords; no splitting at pauses)",
     )
     parser.add_argument(
         "--streaming",
@@ -127,7 +127,6 @@ def _onnx_recognizer(args, parser):
         "--streaming": args.streaming,
         "--lm-path": args.lm_path,
         "--ngram-lm-path": args.ngram_lm_path,
-        "--hotwords": args.hotwords,
         "--data": args.data,
         # built into the folder at export (scripts/export_onnx.py takes them)
         "--ctc-token-bonus": args.ctc_token_bonus != 0,
@@ -140,7 +139,14 @@ def _onnx_recognizer(args, parser):
             "threshold are set at export: scripts/export_onnx.py)"
         )
     try:
-        return OnnxRecognizer(args.model, beam=args.beam, onset=args.onset, lm_weight=args.lm_weight)
+        return OnnxRecognizer(
+            args.model,
+            beam=args.beam,
+            onset=args.onset,
+            lm_weight=args.lm_weight,
+            hotwords=args.hotwords,
+            hotword_score=args.hotword_score,
+        )
     except ValueError as error:  # BundleError included: the message names the file
         parser.error(str(error))
 

@@ -146,10 +146,11 @@ def test_mel_filters_are_torchaudios(bins, rate):
     assert not got[:, -1].any()  # the Nyquist bin
 
 
-def test_onnxruntime_backend_runs_without_torch_and_fairseq(exported, audio_files):
-    """transcribe.py --backend onnxruntime in a process where importing torch or fairseq fails."""
+def test_onnxruntime_backend_runs_without_torch_and_fairseq(exported, audio_files, tmp_path):
+    """transcribe.py --backend onnxruntime, hotwords included, in a process where importing torch or
+    fairseq fails."""
     checkpoint, folder = exported["cif"]
-    expected = Recognizer.from_pretrained(checkpoint, beam=2).transcribe(audio_files)
+    expected = Recognizer.from_pretrained(checkpoint, beam=2, hotwords=["四二"]).transcribe(audio_files)
     blocker = (
         "import sys, runpy\n"
         "class Block:\n"
@@ -162,13 +163,36 @@ def test_onnxruntime_backend_runs_without_torch_and_fairseq(exported, audio_file
     )
     script = Path(__file__).resolve().parents[1] / "scripts" / "transcribe.py"
     command = [sys.executable, "-c", blocker, str(script), "--model", str(folder), "--backend", "onnxruntime"]
-    command += ["--beam", "2", "--format", "jsonl", "--no-progress", *map(str, audio_files)]
+    hotwords = tmp_path / "hotwords.txt"
+    hotwords.write_text("四二\n", encoding="utf-8")
+    command += ["--beam", "2", "--hotwords", str(hotwords), "--format", "jsonl", "--no-progress"]
+    command += [str(path) for path in audio_files]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["text"], [(t["token"], t["start"], t["end"]) for t in r["tokens"]]) for r in lines] == [
         (t.text, [(x.token, x.start, x.end) for x in t.tokens]) for t in expected
     ]
+
+
+HOTWORDS = [("四二", 4.0), "九"]  # tiny_data characters; a pair with its own score, one with the default
+
+
+@pytest.mark.parametrize("family, beam", [("cif", 1), ("cif", 4), ("ctc", 4)])
+def test_onnxruntime_hotwords_bias_the_search_as_pytorchs(exported, audio_files, family, beam):
+    """The same context graph over the folder's dictionary, the same searches: PyTorch's tokens,
+    times and scores (the bonus included), and not those of the search without hotwords."""
+    checkpoint, folder = exported[family]
+    expected = Recognizer.from_pretrained(checkpoint, beam=beam, hotwords=HOTWORDS, hotword_score=3.0)
+    expected = expected.transcribe(audio_files, batch_size=3)
+    recognizer = OnnxRecognizer(folder, beam=beam, hotwords=HOTWORDS, hotword_score=3.0)
+    got = recognizer.transcribe(audio_files, batch_size=3)
+    assert _outputs(got) == _outputs(expected)
+    assert [t.score for t in got] == pytest.approx([t.score for t in expected], rel=1e-4, abs=1e-3)
+    recognizer.set_hotwords(None)
+    assert _outputs(recognizer.transcribe(audio_files, batch_size=3)) != _outputs(got)
+    with pytest.raises(ValueError, match="Viterbi"):
+        OnnxRecognizer(exported["asg"][1], hotwords=HOTWORDS)
 
 
 def test_int8_quantisation_keeps_the_graphs_working(exported, audio_files, tmp_path):
@@ -236,8 +260,10 @@ def test_from_pretrained_with_the_onnxruntime_backend(exported, audio_files):
     assert isinstance(recognizer, OnnxRecognizer)
     expected = Recognizer.from_pretrained(checkpoint, beam=2).transcribe(audio_files[:2])
     assert _outputs(recognizer.transcribe(audio_files[:2])) == _outputs(expected)
-    with pytest.raises(ValueError, match="hotwords"):
-        Recognizer.from_pretrained(folder, backend="onnxruntime", hotwords=["九"])
+    biased = Recognizer.from_pretrained(folder, backend="onnxruntime", beam=2, hotwords=HOTWORDS)
+    assert biased.context_graph is not None and biased.context_graph.num_phrases == 2
+    with pytest.raises(ValueError, match="ngram_lm_path"):
+        Recognizer.from_pretrained(folder, backend="onnxruntime", ngram_lm_path="lm.arpa")
 
 
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
@@ -465,7 +491,7 @@ def _best_alignment_score(log_probs, labels) -> float:
     [
         (["--ctc-token-bonus", "1.5"], "--ctc-token-bonus"),
         (["--tail-threshold", "0.3"], "--tail-threshold"),
-        (["--hotwords", "words.txt"], "--hotwords"),
+        (["--lm-path", "lm.pt"], "--lm-path"),
     ],
 )
 def test_transcribe_refuses_what_the_onnx_backend_does_not_take(exported, audio_files, option, named):

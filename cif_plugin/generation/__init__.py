@@ -1,8 +1,23 @@
-"""Generators fairseq-generate uses (through each model's ``build_generator``), and LM scorers."""
+"""Generators fairseq-generate uses (through each model's ``build_generator``), and LM scorers.
 
-from .asg_generator import AsgGenerator
-from .cif_generator import CifGenerator
-from .ctc_generator import CtcGenerator
-from .decoding_options import DecodingOptions, add_decoding_arguments
+The names below are imported on first use, so the torch-free modules of this package
+(``context_graph``, ``hotwords``) load without torch for the ONNX runtime (``cif_plugin.runtime``).
+"""
 
-__all__ = ["AsgGenerator", "CifGenerator", "CtcGenerator", "DecodingOptions", "add_decoding_arguments"]
+import importlib
+
+_EXPORTS = {
+    "AsgGenerator": ".asg_generator",
+    "CifGenerator": ".cif_generator",
+    "CtcGenerator": ".ctc_generator",
+    "DecodingOptions": ".decoding_options",
+    "add_decoding_arguments": ".decoding_options",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)

@@ -78,7 +78,7 @@ class CifSearch:
         if self.graph is None:
             scores, self.prev_tokens = log_probs.max(dim=-1)
         else:
-            bonus = self.graph.bonus_rows(self.states, log_probs.size(1), log_probs.device)
+            bonus = torch.from_numpy(self.graph.bonus_rows(self.states, log_probs.size(1))).to(self.device)
             self.prev_tokens = (log_probs + bonus).argmax(dim=-1)
             scores = log_probs.gather(1, self.prev_tokens.unsqueeze(1)).squeeze(1)
             self.states = self.graph.advance(self.states, self.prev_tokens.tolist())
@@ -102,7 +102,8 @@ class CifSearch:
         generator.freeze(log_probs, frozen)
         search_scores = log_probs
         if self.graph is not None:  # the bonus ranks candidates; the model's log-probs are kept apart
-            search_scores = log_probs + self.graph.bonus_rows(self.states, log_probs.size(1), device)
+            bonus = torch.from_numpy(self.graph.bonus_rows(self.states, log_probs.size(1))).to(device)
+            search_scores = log_probs + bonus
             generator.freeze(search_scores, frozen)
         candidates = (self.scores.view(-1, 1) + search_scores).view(batch_size, -1)  # (B, K*V)
         self.scores, best = candidates.topk(beam, dim=1)

@@ -21,8 +21,7 @@ others all count where they occur.
 from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
-import torch
-from torch import Tensor
+import numpy as np
 
 __all__ = ["ContextGraph"]
 
@@ -56,7 +55,7 @@ class ContextGraph:
         self._completion = [0.0] * len(self._children)  # partial(p) summed over phrases ending here
         self._link()
         self._steps: Dict[Tuple[int, int], Tuple[float, int]] = {}
-        self._rows: "OrderedDict[Tuple[int, int], Tensor]" = OrderedDict()
+        self._rows: "OrderedDict[Tuple[int, int], np.ndarray]" = OrderedDict()
         self._max_cached_rows = max_cached_rows
 
     @property
@@ -112,7 +111,7 @@ class ContextGraph:
         """The bonus taken back when a hypothesis ends in ``state`` (an unfinished match)."""
         return -self._partial[state]
 
-    def bonus_row(self, state: int, vocab_size: int) -> Tensor:
+    def bonus_row(self, state: int, vocab_size: int) -> np.ndarray:
         """(V,) float32 bonus of every token in ``state`` (``step(state, v)[0]`` for each v)."""
         key = (state, vocab_size)
         row = self._rows.get(key)
@@ -128,19 +127,18 @@ class ContextGraph:
         targets: Dict[int, int] = {}
         for node in reversed(chain):  # deeper states in the failure chain take precedence
             targets.update(self._children[node])
-        row = torch.full((vocab_size,), -self._partial[state], dtype=torch.float32)
+        row = np.full(vocab_size, -self._partial[state], dtype=np.float32)
         if targets:
-            tokens = torch.tensor(list(targets), dtype=torch.long)
             gains = [self._partial[t] + self._completion[t] - self._partial[state] for t in targets.values()]
-            row[tokens] = torch.tensor(gains, dtype=torch.float32)
+            row[list(targets)] = gains
         self._rows[key] = row
         if len(self._rows) > self._max_cached_rows:
             self._rows.popitem(last=False)
         return row
 
-    def bonus_rows(self, states: Sequence[int], vocab_size: int, device=None) -> Tensor:
-        """(len(states), V) float32 bonus rows of ``states`` on ``device``."""
-        return torch.stack([self.bonus_row(s, vocab_size) for s in states]).to(device)
+    def bonus_rows(self, states: Sequence[int], vocab_size: int) -> np.ndarray:
+        """(len(states), V) float32 bonus rows of ``states``."""
+        return np.stack([self.bonus_row(s, vocab_size) for s in states])
 
     def advance(self, states: Sequence[int], tokens: Sequence[int]) -> List[int]:
         """The next state of each (state, token) pair."""

@@ -116,11 +116,11 @@ class Recognizer:
             hotwords, hotword_score: phrases to bias the search towards (a file, or a list of
                 phrases / (phrase, score) pairs; CIF and CTC models), see :meth:`set_hotwords`.
             backend (str): "torch", or "onnxruntime" (greedy or beam search; the LM is the one
-                exported into the folder, ``lm_weight`` 0 leaves it out; no hotwords or ``data``; CPU).
+                exported into the folder, ``lm_weight`` 0 leaves it out; no ``data``; CPU).
             **kwargs: ``onset``, ``max_segment_seconds`` (torch).
         """
         if backend == "onnxruntime":
-            given = {"lm_path": lm_path, "ngram_lm_path": ngram_lm_path, "hotwords": hotwords, "data": data}
+            given = {"lm_path": lm_path, "ngram_lm_path": ngram_lm_path, "data": data}
             unsupported = [name for name, value in given.items() if value] + (
                 ["device"] if device != "cpu" else []
             )
@@ -128,7 +128,14 @@ class Recognizer:
                 raise ValueError(f"the onnxruntime backend does not take {', '.join(unsupported)}")
             from ..runtime import OnnxRecognizer
 
-            return OnnxRecognizer(path, beam=beam, onset=kwargs.get("onset", 0.1), lm_weight=lm_weight)
+            return OnnxRecognizer(
+                path,
+                beam=beam,
+                onset=kwargs.get("onset", 0.1),
+                lm_weight=lm_weight,
+                hotwords=hotwords,
+                hotword_score=hotword_score,
+            )
         if backend != "torch":
             raise ValueError(f"backend {backend!r}: 'torch' or 'onnxruntime'")
         path = Path(path)

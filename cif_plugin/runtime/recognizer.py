@@ -16,6 +16,8 @@ from typing import Iterable, List, Optional
 
 import numpy as np
 
+from ..decoding_defaults import DEFAULT_HOTWORD_SCORE
+from ..generation.hotwords import NO_HOTWORDS_WITH_VITERBI, HotwordSource, build_context_graph
 from ..inference.audio_inputs import input_name
 from ..inference.batching import in_windows, length_sorted_batches
 from ..inference.results import TokenTiming, Transcript, symbols_to_text
@@ -27,6 +29,21 @@ from .lm_prefix_scorer import OnnxLmPrefixScorer
 from .search import CifStepSearch, asg_best_path, ctc_best_path, ctc_prefix_best
 
 __all__ = ["OnnxRecognizer"]
+
+
+class _SymbolIndex:
+    """The folder's symbols as the dictionary hotword encoding reads (``index``, ``unk``)."""
+
+    def __init__(self, symbols: List[str], unk: int):
+        self._index = {symbol: i for i, symbol in reversed(list(enumerate(symbols)))}  # the first wins
+        self._unk = unk
+
+    def index(self, symbol: str) -> int:
+        return self._index.get(symbol, self._unk)
+
+    def unk(self) -> int:
+        return self._unk
+
 
 _WINDOW_SAMPLES = 400  # one 25 ms analysis window: the shortest audio with a frame
 
@@ -42,10 +59,19 @@ class OnnxRecognizer:
         threads (int): onnxruntime intra-op threads (0: its default).
         lm_weight (float, optional): weight of the folder's fusion LM (``--lm-path`` or, for CTC
             beam search, ``--ngram-lm-path`` at export); None: the weight it was exported with, 0: no LM.
+        hotwords, hotword_score: phrases to bias the search towards (CIF and CTC models), as
+            :meth:`set_hotwords` takes them.
     """
 
     def __init__(
-        self, folder, beam: int = 1, onset: float = 0.1, threads: int = 0, lm_weight: Optional[float] = None
+        self,
+        folder,
+        beam: int = 1,
+        onset: float = 0.1,
+        threads: int = 0,
+        lm_weight: Optional[float] = None,
+        hotwords: Optional[HotwordSource] = None,
+        hotword_score: float = DEFAULT_HOTWORD_SCORE,
     ):
         self.folder = Path(folder)
         if beam < 1:
@@ -93,6 +119,23 @@ class OnnxRecognizer:
                 self.ctc_scorer = KenLmPrefixScorer(self.folder / ngram["file"], self.symbols)
         elif lm_weight:
             raise ValueError("the onnxruntime backend decodes ASG models by Viterbi, without an LM")
+        self.context_graph = None
+        if hotwords is not None:
+            self.set_hotwords(hotwords, hotword_score)
+
+    def set_hotwords(
+        self, hotwords: Optional[HotwordSource], hotword_score: float = DEFAULT_HOTWORD_SCORE
+    ) -> None:
+        """Bias later transcriptions towards ``hotwords`` (a file, or a list of phrases / (phrase,
+        score) pairs; None or an empty list: no biasing), as ``Recognizer.set_hotwords`` does: the
+        same graph over the folder's dictionary, the same searches."""
+        if self.family == "asg":
+            raise ValueError(NO_HOTWORDS_WITH_VITERBI)
+        self.context_graph = build_context_graph(
+            hotwords, _SymbolIndex(self.symbols, self.manifest["special"]["unk"]), hotword_score
+        )
+        if self.family == "cif":
+            self.search.graph = self.context_graph
 
     @classmethod
     def from_pretrained(cls, folder, **kwargs) -> "OnnxRecognizer":
@@ -168,11 +211,11 @@ class OnnxRecognizer:
     def _ctc_search(self, log_probs: np.ndarray):
         """Best path at beam 1 with nothing fused, else prefix beam search with the n-gram LM and the
         token bonus (as ``CtcGenerator`` decides)."""
-        bonus = self.manifest.get("ctc_token_bonus", 0.0)
-        if self.beam == 1 and self.ctc_scorer is None and bonus == 0:
+        bonus, graph = self.manifest.get("ctc_token_bonus", 0.0), self.context_graph
+        if self.beam == 1 and self.ctc_scorer is None and bonus == 0 and graph is None:
             return ctc_best_path(log_probs, self.manifest["blank"])
         return ctc_prefix_best(
-            log_probs, self.manifest["blank"], self.beam, self.ctc_scorer, self.lm_weight, bonus
+            log_probs, self.manifest["blank"], self.beam, self.ctc_scorer, self.lm_weight, bonus, graph
         )
 
     def _cif_result(self, outputs, b: int, frames: int, duration: float):
@@ -186,7 +229,10 @@ class OnnxRecognizer:
             self.onset,
             duration,
         )
-        return [self.symbols[t] for t in kept], times, float(np.sum(np.asarray(scores, dtype=np.float32)))
+        score = float(np.sum(np.asarray(scores, dtype=np.float32)))
+        if self.context_graph is not None:  # as the PyTorch recogniser reports it
+            score += self.context_graph.score(tokens)
+        return [self.symbols[t] for t in kept], times, score
 
     def text_of(self, symbols: List[str]) -> str:
         """Decoded symbols as text (:func:`~cif_plugin.inference.results.symbols_to_text`)."""

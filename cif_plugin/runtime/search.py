@@ -2,10 +2,10 @@
 
 The same rules as the PyTorch searches they mirror, so both give the same tokens:
 
-- CIF: :class:`~cif_plugin.generation.cif_search.CifSearch` without hotwords: greedy, or beam
-  search in which a hypothesis that emitted ``</s>`` extends with ``</s>`` at no cost; one step per
-  CIF fire, ``<pad>`` and ``<s>`` never emitted, a fusion LM's log-probabilities added with its
-  weight;
+- CIF: :class:`~cif_plugin.generation.cif_search.CifSearch`: greedy, or beam search in which a
+  hypothesis that emitted ``</s>`` extends with ``</s>`` at no cost; one step per CIF fire,
+  ``<pad>`` and ``<s>`` never emitted, a fusion LM's log-probabilities added with its weight, and a
+  hotword graph's bonus ranking the candidates (the model's log-probabilities kept for the scores);
 - CTC: best path (``cif_plugin.ops.ctc.greedy``), or prefix beam search (the same code) with an
   n-gram LM fused, its spans by forced alignment as ``cif_plugin.ops.ctc.alignment`` gives them;
 - ASG: Viterbi over emissions and transitions (``cif_plugin.ops.asg.viterbi``).
@@ -114,6 +114,7 @@ class CifStepSearch:
         self.decoder = _CachedSteps(session, decoder)
         self.lm = _CachedSteps(lm_session, lm) if lm_session is not None and lm_weight != 0 else None
         self.lm_weight = lm_weight
+        self.graph = None  # a hotword ContextGraph (``OnnxRecognizer.set_hotwords``)
 
     def _models(self):
         return [self.decoder] + ([self.lm] if self.lm is not None else [])
@@ -144,10 +145,14 @@ class CifStepSearch:
 
     def _greedy(self, cif_out):
         prev, prev_cif = np.array([self.eos]), np.zeros((1, cif_out.shape[1]), dtype=np.float32)
-        tokens, scores = [], []
+        tokens, scores, state = [], [], 0
         for step in range(len(cif_out)):
             log_probs = self._step(prev, prev_cif, cif_out[step : step + 1], step)
-            token = int(log_probs[0].argmax())
+            if self.graph is None:
+                token = int(log_probs[0].argmax())
+            else:  # the bonus picks the token; its score stays the model's
+                token = int((log_probs[0] + self.graph.bonus_row(state, log_probs.shape[1])).argmax())
+                state = self.graph.step(state, token)[1]
             tokens.append(token)
             scores.append(float(log_probs[0, token]))
             prev, prev_cif = np.array([token]), cif_out[step : step + 1]
@@ -159,7 +164,7 @@ class CifStepSearch:
         scores = np.full(beam, -np.inf, dtype=np.float32)
         scores[0] = 0.0  # the beams start identical: keep one
         finished = np.zeros(beam, dtype=bool)
-        chosen, chosen_scores, origins = [], [], []
+        chosen, chosen_scores, origins, states = [], [], [], [0] * beam
         for step in range(len(cif_out)):
             current = np.repeat(cif_out[step : step + 1], len(prev), axis=0)
             log_probs = self._step(prev, prev_cif, current, step)
@@ -169,7 +174,12 @@ class CifStepSearch:
                     model.spread(beam)
             log_probs[finished] = -np.inf
             log_probs[finished, eos] = 0.0
-            candidates = scores[:, None] + log_probs
+            search_scores = log_probs
+            if self.graph is not None:  # the bonus ranks candidates; the model's log-probs are kept
+                search_scores = log_probs + self.graph.bonus_rows(states, log_probs.shape[1])
+                search_scores[finished] = -np.inf
+                search_scores[finished, eos] = 0.0
+            candidates = scores[:, None] + search_scores
             best = _top_candidates(candidates, beam)
             vocab = log_probs.shape[1]
             origin, tokens = best // vocab, best % vocab
@@ -178,10 +188,15 @@ class CifStepSearch:
             chosen_scores.append(log_probs[origin, tokens])
             origins.append(origin)
             finished = finished[origin] | (tokens == eos)
+            if self.graph is not None:
+                states = [self.graph.step(states[o], int(t))[1] for o, t in zip(origin, tokens, strict=True)]
             for model in self._models():
                 model.reorder(origin)
             prev, prev_cif = tokens, np.repeat(cif_out[step : step + 1], beam, axis=0)
         row, best_tokens, best_scores = 0, [], []
+        if chosen and self.graph is not None:  # rank with unfinished matches taken back
+            ranked = scores + np.array([self.graph.finalize(s) for s in states], dtype=np.float32)
+            row = int(np.argsort(-ranked, kind="stable")[0])
         for step in reversed(range(len(chosen))):
             best_tokens.append(int(chosen[step][row]))
             best_scores.append(float(chosen_scores[step][row]))
@@ -201,11 +216,12 @@ def ctc_prefix_best(
     scorer=None,
     lm_weight: float = 0.0,
     token_bonus: float = 0.0,
+    context=None,
 ) -> Tuple[List[TokenSpan], float]:
     """(T, V) log-probabilities -> the best prefix of CTC prefix beam search (the PyTorch
     recogniser's own search, ``cif_plugin.ops.ctc_prefix_search``, with an n-gram ``scorer`` fused),
     its token spans by forced alignment, and its score."""
-    labels, score = ctc_prefix_beam_search(log_probs, blank, beam, scorer, lm_weight, token_bonus)[0]
+    labels, score = ctc_prefix_beam_search(log_probs, blank, beam, scorer, lm_weight, token_bonus, context)[0]
     return (ctc_forced_spans(log_probs, labels, blank) if labels else []), score
 
 
