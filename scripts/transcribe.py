@@ -76,7 +76,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         choices=["torch", "onnxruntime"],
         default="torch",
         help="onnxruntime: --model is a folder of scripts/export_onnx.py, decoded without torch "
-        "(greedy or beam search, the LM exported into the folder, hotwords; no splitting at pauses)",
+        "(greedy or beam search, the LM exported into the folder, hotwords, splitting at pauses)",
     )
     parser.add_argument(
         "--streaming",
@@ -146,6 +146,7 @@ def _onnx_recognizer(args, parser):
             lm_weight=args.lm_weight,
             hotwords=args.hotwords,
             hotword_score=args.hotword_score,
+            max_segment_seconds=args.max_segment_seconds,
         )
     except ValueError as error:  # BundleError included: the message names the file
         parser.error(str(error))

@@ -8,10 +8,12 @@ manifests, a fairseq dictionary and the YAML data config, as the AISHELL-1 prepa
 """
 
 import csv
+import subprocess
 from pathlib import Path
 from typing import Dict, Sequence
 
 import numpy as np
+import soundfile
 
 from cif_plugin.tasks.feature_zip import write_feature_zip
 
@@ -77,3 +79,21 @@ def write_data_config(root: Path, utterance_cmvn: bool = False) -> None:
 
 def _write_dictionary(path: Path) -> None:
     path.write_text("".join(f"{c} {100 - i}\n" for i, c in enumerate(CHARACTERS)))
+
+
+def write_spoken_recording(folder: Path, phrases=("一二三", "四五六七", "八九")):
+    """espeak-ng's Mandarin for each phrase, each after 1.5 s of silence, and 1 s at the end, in
+    ``folder``/long.wav (22.05 kHz); returns the path and each phrase's (start, end) seconds."""
+    pieces, placed, rate = [], [], None
+    for index, text in enumerate(phrases):
+        wav = folder / f"p{index}.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", "cmn", "-w", str(wav), "--", text], check=True, capture_output=True
+        )
+        samples, rate = soundfile.read(str(wav))
+        start = sum(len(p) for p in pieces) / rate + 1.5
+        pieces += [np.zeros(int(1.5 * rate)), samples]
+        placed.append((start, start + len(samples) / rate))
+    path = folder / "long.wav"
+    soundfile.write(str(path), np.concatenate(pieces + [np.zeros(rate)]), rate)
+    return path, placed

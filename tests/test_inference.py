@@ -2,7 +2,6 @@
 packages (round trip, float16, tampering), and bad inputs reported while good ones are transcribed."""
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,8 @@ import pytest
 import soundfile
 
 from cif_plugin.inference import NamedAudio, PackageError, Recognizer, export_package
+
+from speech_data import write_spoken_recording
 
 DURATIONS = (2.2, 1.1, 3.0, 1.6, 2.6)
 
@@ -155,19 +156,8 @@ def test_long_recording_is_split_at_pauses_and_keeps_its_clock(tiny_checkpoint, 
     they were placed, and the transcript equals decoding each region alone, shifted by its start."""
     from cif_plugin.inference.segmentation import split_long_audio
 
-    pieces, placed, rate = [], [], None
-    for index, text in enumerate(["一二三", "四五六七", "八九"]):
-        wav = tmp_path / f"p{index}.wav"
-        subprocess.run(
-            ["espeak-ng", "-v", "cmn", "-w", str(wav), "--", text], check=True, capture_output=True
-        )
-        samples, rate = soundfile.read(str(wav))
-        start = sum(len(p) for p in pieces) / rate + 1.5
-        pieces += [np.zeros(int(1.5 * rate)), samples]
-        placed.append((start, start + len(samples) / rate))
-    recording = np.concatenate(pieces + [np.zeros(rate)])
-    path = tmp_path / "long.wav"
-    soundfile.write(str(path), recording, rate)
+    path, placed = write_spoken_recording(tmp_path)
+    recording, rate = soundfile.read(str(path))
     recognizer = Recognizer.from_pretrained(tiny_checkpoint, max_segment_seconds=2.0)
     assert recording.size / rate > 2.0
     from cif_plugin.inference.audio import read_input

@@ -22,6 +22,7 @@ from cif_plugin.runtime.search import _top_candidates, _top_indices
 from cif_plugin.tasks.fbank_features import kaldi_fbank
 
 from conftest import FAVOURITE
+from speech_data import write_spoken_recording
 
 DURATIONS = (2.2, 1.1, 3.0, 1.6, 2.6, 0.7)
 
@@ -108,7 +109,7 @@ def test_graph_does_not_depend_on_the_export_length(exported, tmp_path):
     )
     sixty = sixty.astype(np.float32)
     expected = Recognizer.from_pretrained(checkpoint, max_segment_seconds=120).transcribe([(sixty, 16000)])
-    got = OnnxRecognizer(folder).transcribe([(sixty, 16000)])
+    got = OnnxRecognizer(folder, max_segment_seconds=120).transcribe([(sixty, 16000)])
     assert got[0].ok and _outputs(got) == _outputs(expected)
     from cif_plugin.export import onnx_export
 
@@ -173,6 +174,23 @@ def test_onnxruntime_backend_runs_without_torch_and_fairseq(exported, audio_file
     assert [(r["text"], [(t["token"], t["start"], t["end"]) for t in r["tokens"]]) for r in lines] == [
         (t.text, [(x.token, x.start, x.end) for x in t.tokens]) for t in expected
     ]
+
+
+def test_onnxruntime_splits_long_recordings_at_pauses_as_pytorch(exported, tmp_path):
+    """Three spoken phrases between pauses, longer than max_segment_seconds: the folder's voice
+    activity model finds the regions PyTorch's split finds, and the transcripts are the same."""
+    checkpoint, folder = exported["cif"]
+    path, _ = write_spoken_recording(tmp_path)
+    expected = Recognizer.from_pretrained(checkpoint, max_segment_seconds=2.0).transcribe(
+        [path], batch_size=2
+    )
+    recognizer = OnnxRecognizer(folder, max_segment_seconds=2.0)
+    got = recognizer.transcribe([path], batch_size=2)
+    assert recognizer.vad is not None and "vad.onnx" in recognizer.manifest["files"]
+    assert _outputs(got) == _outputs(expected) and got[0].tokens
+    assert got[0].score == pytest.approx(expected[0].score, rel=1e-4, abs=1e-3)
+    whole = OnnxRecognizer(folder, max_segment_seconds=120).transcribe([path])
+    assert _outputs(whole) != _outputs(got)
 
 
 HOTWORDS = [("四二", 4.0), "九"]  # tiny_data characters; a pair with its own score, one with the default

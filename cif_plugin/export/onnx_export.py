@@ -23,6 +23,7 @@ from ..generation.cif_generator import CifGenerator
 from ..generation.ctc_generator import CtcGenerator
 from ..generation.prefix_lm_scorers import FairseqLmPrefixScorer
 from ..inference.recognizer import Recognizer
+from ..inference.speech_regions import installed_silero_vad_model
 from ..models.s2t_asg_conformer import S2TAsgConformerModel
 from ..models.s2t_cif_transformer import S2TCifTransformerModel
 from ..models.s2t_ctc_conformer import S2TCtcConformerModel
@@ -43,6 +44,7 @@ __all__ = ["DEFAULT_OPSET", "export_onnx", "export_recognizer"]
 DEFAULT_OPSET = 17
 EXPORT_SECONDS = 3.0  # the traced input: the graphs must not depend on it
 NGRAM_FILE = "ngram_lm.arpa"  # a CTC model's n-gram LM, copied as it is (ARPA or KenLM binary)
+VAD_FILE = "vad.onnx"  # silero-vad's model, which splits long inputs at pauses (MIT licence)
 _CHECK_TOLERANCE = 1e-4  # relative to the output's largest magnitude, at least 1
 _STEP_AXES = {  # what the decoder-step and LM-step graphs share: rows (utterances x beams) and steps
     "prev_tokens": {0: "rows"},
@@ -367,6 +369,8 @@ def _write_bundle(
         max_steps = manifest["decoder"]["max_steps"] if family == "cif" else lm.decoder.max_positions()
         manifest["lm"] = _export_lm_step(lm, max_steps, out_dir, opset)
         manifest["lm"]["weight"] = recognizer.generator.lm_weight
+    shutil.copyfile(installed_silero_vad_model(), out_dir / VAD_FILE)
+    manifest["vad"] = {"file": VAD_FILE}
     if quantize:
         _quantize(out_dir, list(GRAPH_SIGNATURES[family]) + ([LM_GRAPH] if lm is not None else []))
     manifest["files"] = {path.name: file_sha256(path) for path in sorted(out_dir.iterdir()) if path.is_file()}

@@ -36,7 +36,7 @@ from .audio import AudioInput, input_name, read_input
 from .batching import in_windows, length_sorted_batches
 from .features import FeatureExtractor
 from .packages import CONFIG, WEIGHTS, is_package, verify_package
-from .results import TokenTiming, Transcript, symbols_to_text
+from .results import TokenTiming, Transcript, assemble_transcripts, symbols_to_text
 from .segmentation import split_long_audio
 from .streaming import StreamingSession
 from .timestamps import cif_token_times, span_times
@@ -117,7 +117,7 @@ class Recognizer:
                 phrases / (phrase, score) pairs; CIF and CTC models), see :meth:`set_hotwords`.
             backend (str): "torch", or "onnxruntime" (greedy or beam search; the LM is the one
                 exported into the folder, ``lm_weight`` 0 leaves it out; no ``data``; CPU).
-            **kwargs: ``onset``, ``max_segment_seconds`` (torch).
+            **kwargs: ``onset``, ``max_segment_seconds``.
         """
         if backend == "onnxruntime":
             given = {"lm_path": lm_path, "ngram_lm_path": ngram_lm_path, "data": data}
@@ -132,6 +132,7 @@ class Recognizer:
                 path,
                 beam=beam,
                 onset=kwargs.get("onset", 0.1),
+                max_segment_seconds=kwargs.get("max_segment_seconds", 30.0),
                 lm_weight=lm_weight,
                 hotwords=hotwords,
                 hotword_score=hotword_score,
@@ -243,26 +244,13 @@ class Recognizer:
                 transcripts.append(Transcript(name=name, duration=round(waveform.shape[1] / SAMPLE_RATE, 3)))
             except AudioError as error:
                 transcripts.append(Transcript(name=name, error=str(error)))
-        decoded = []  # (segment, symbols, times, score), in decoding order (sorted by length)
+        decoded = []  # (input index, offset, symbols, times, score) of each segment
         for batch in self._batches(segments, batch_size, max_batch_frames):
             decoded += [
-                (segment, *result) for segment, result in zip(batch, self._decode(batch), strict=True)
+                (segment.input_index, segment.offset, *result)
+                for segment, result in zip(batch, self._decode(batch), strict=True)
             ]
-        texts = [[] for _ in transcripts]
-        for segment, symbols, times, score in sorted(
-            decoded, key=lambda item: (item[0].input_index, item[0].offset)
-        ):
-            transcript = transcripts[segment.input_index]
-            texts[segment.input_index] += symbols
-            transcript.score += score
-            transcript.tokens += [
-                TokenTiming(s, round(segment.offset + a, 3), round(segment.offset + b, 3))
-                for s, (a, b) in zip(symbols, times, strict=True)
-            ]
-        for transcript, symbols in zip(transcripts, texts, strict=True):
-            if transcript.ok:
-                transcript.text = self.text_of(symbols)
-                transcript.score = round(transcript.score, 4)
+        assemble_transcripts(transcripts, decoded, self.text_of)
         yield from transcripts
 
     def _segments(

@@ -1,9 +1,9 @@
 """What the recogniser returns: one :class:`Transcript` per input, tokens with times in seconds."""
 
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["TokenTiming", "Transcript", "symbols_to_text"]
+__all__ = ["TokenTiming", "Transcript", "assemble_transcripts", "symbols_to_text"]
 
 
 @dataclass
@@ -50,3 +50,26 @@ def symbols_to_text(symbols: List[str], sentencepiece: bool) -> str:
     if not sentencepiece:
         return "".join(symbols)
     return "".join(symbols).replace("\u2581", " ").strip()
+
+
+def assemble_transcripts(
+    transcripts: List[Transcript],
+    decoded: Sequence[Tuple[int, float, List[str], List[Tuple[float, float]], float]],
+    text_of: Callable[[List[str]], str],
+) -> None:
+    """Fill each input's transcript from its decoded segments, given as (input index, offset
+    seconds, symbols, (start, end) times within the segment, score) in any order: symbols joined
+    and token times shifted onto the input's clock in offset order, scores summed."""
+    texts: List[List[str]] = [[] for _ in transcripts]
+    for index, offset, symbols, times, score in sorted(decoded, key=lambda item: (item[0], item[1])):
+        transcript = transcripts[index]
+        texts[index] += symbols
+        transcript.score += score
+        transcript.tokens += [
+            TokenTiming(s, round(offset + a, 3), round(offset + b, 3))
+            for s, (a, b) in zip(symbols, times, strict=True)
+        ]
+    for transcript, symbols in zip(transcripts, texts, strict=True):
+        if transcript.ok:
+            transcript.text = text_of(symbols)
+            transcript.score = round(transcript.score, 4)

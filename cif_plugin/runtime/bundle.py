@@ -103,8 +103,9 @@ def read_bundle_manifest(folder: Path) -> Dict:
         )
     files = manifest.get("files", {})
     needed = list(GRAPH_SIGNATURES[family]) + ([LM_GRAPH] if "lm" in manifest else [])
-    if isinstance(manifest.get("ngram"), dict):
-        needed.append(manifest["ngram"].get("file"))
+    for optional in ("ngram", "vad"):
+        if isinstance(manifest.get(optional), dict):
+            needed.append(manifest[optional].get("file"))
     for name in needed:
         if name not in files:
             raise BundleError(f"{path}: a {family} model needs {name}, which the manifest does not list")

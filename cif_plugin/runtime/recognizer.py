@@ -8,11 +8,13 @@ fairseq (docs/onnx.md).
 The same results as :class:`cif_plugin.inference.Recognizer` on the model it was exported from:
 utterances are sorted by length and encoded in batches (a result does not depend on its batch),
 searched one by one, and given token times by the same rules (``cif_plugin.inference.timestamps``).
-Inputs are decoded whole (no splitting at pauses).
+Inputs longer than ``max_segment_seconds`` are split at pauses as the PyTorch recogniser splits them
+(``cif_plugin.inference.speech_regions``, with the voice activity model in the folder).
 """
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -20,7 +22,8 @@ from ..decoding_defaults import DEFAULT_HOTWORD_SCORE
 from ..generation.hotwords import NO_HOTWORDS_WITH_VITERBI, HotwordSource, build_context_graph
 from ..inference.audio_inputs import input_name
 from ..inference.batching import in_windows, length_sorted_batches
-from ..inference.results import TokenTiming, Transcript, symbols_to_text
+from ..inference.results import Transcript, assemble_transcripts, symbols_to_text
+from ..inference.speech_regions import SileroVad, cut_regions
 from ..inference.timestamps import cif_token_times, span_times
 from .audio import SAMPLE_RATE, RuntimeAudioError, read_samples
 from .bundle import GRAPH_SIGNATURES, LM_GRAPH, LM_SIGNATURE, open_session, read_bundle_manifest
@@ -29,6 +32,16 @@ from .lm_prefix_scorer import OnnxLmPrefixScorer
 from .search import CifStepSearch, asg_best_path, ctc_best_path, ctc_prefix_best
 
 __all__ = ["OnnxRecognizer"]
+
+
+@dataclass
+class _Segment:
+    """One decodable piece of an input: its features and where it sits in the input."""
+
+    position: int
+    offset: float
+    duration: float
+    features: np.ndarray
 
 
 class _SymbolIndex:
@@ -61,6 +74,8 @@ class OnnxRecognizer:
             beam search, ``--ngram-lm-path`` at export); None: the weight it was exported with, 0: no LM.
         hotwords, hotword_score: phrases to bias the search towards (CIF and CTC models), as
             :meth:`set_hotwords` takes them.
+        max_segment_seconds (float): longer inputs are split at pauses, by the voice activity model
+            exported into the folder (without it, decoded whole).
     """
 
     def __init__(
@@ -72,6 +87,7 @@ class OnnxRecognizer:
         lm_weight: Optional[float] = None,
         hotwords: Optional[HotwordSource] = None,
         hotword_score: float = DEFAULT_HOTWORD_SCORE,
+        max_segment_seconds: float = 30.0,
     ):
         self.folder = Path(folder)
         if beam < 1:
@@ -88,6 +104,9 @@ class OnnxRecognizer:
         self.eos = manifest["special"]["eos"]
         self.frame_seconds = manifest["frame_seconds"]
         self.features = NumpyFeatures(manifest["feature_transforms"], self.folder, manifest["num_mel_bins"])
+        vad = manifest.get("vad")
+        self.vad_file, self.vad = (self.folder / vad["file"] if vad else None), None
+        self.max_segment_seconds = max_segment_seconds
         if self.family == "asg":
             self.transitions = np.load(self.folder / "transitions.npy")
         if self.family == "cif":
@@ -155,7 +174,7 @@ class OnnxRecognizer:
             yield from self._transcribe_window(items, batch_size, max_batch_frames)
 
     def _transcribe_window(self, items, batch_size: int, max_batch_frames: int):
-        transcripts, ready = [], []  # ready: (position, features, duration)
+        transcripts, segments, pieces = [], [], []  # pieces: how many segments each input has
         for position, (index, item) in enumerate(items):
             name = input_name(item, index)
             try:
@@ -163,36 +182,60 @@ class OnnxRecognizer:
                 duration = len(samples) / SAMPLE_RATE
                 if len(samples) < _WINDOW_SAMPLES:
                     raise RuntimeAudioError(name, f"{duration:.3f} s is too short for the model")
-                ready.append((position, self.features(samples), duration))
+                found, ranges = self._segments(position, samples, name)
                 transcripts.append(Transcript(name=name, duration=round(duration, 3)))
+                segments += found
+                pieces.append(ranges)
             except RuntimeAudioError as error:
                 transcripts.append(Transcript(name=name, error=str(error)))
-        for batch in self._batches(ready, batch_size, max_batch_frames):
-            for (position, _, _), result in zip(batch, self._decode(batch), strict=True):
-                transcript = transcripts[position]
-                if isinstance(result, str):
-                    transcript.error = f"{transcript.name}: {result}"
-                    continue
-                symbols, times, score = result
-                transcript.tokens = [TokenTiming(s, a, b) for s, (a, b) in zip(symbols, times, strict=True)]
-                transcript.text = self.text_of(symbols)
-                transcript.score = round(score, 4)
+                pieces.append(0)
+        decoded = []  # (input index, offset, symbols, times, score) of each segment
+        for batch in self._batches(segments, batch_size, max_batch_frames):
+            for segment, result in zip(batch, self._decode(batch), strict=True):
+                if not isinstance(result, str):
+                    decoded.append((segment.position, segment.offset, *result))
+                elif pieces[segment.position] == 1:  # too short: an error only when it is the whole input
+                    transcripts[segment.position].error = f"{transcripts[segment.position].name}: {result}"
+        assemble_transcripts(transcripts, decoded, self.text_of)
         yield from transcripts
 
+    def _segments(self, position: int, samples: np.ndarray, name: str) -> Tuple[List[_Segment], int]:
+        """The input whole, or its speech regions (cut to ``max_segment_seconds``) when it is longer
+        and the folder has the voice activity model, as the PyTorch recogniser splits it; and the
+        number of regions (a region too short for the model is skipped unless it is the only one)."""
+        limit = int(self.max_segment_seconds * SAMPLE_RATE)
+        if len(samples) <= limit or self.vad_file is None:
+            ranges = [(0, len(samples))]
+        else:
+            if self.vad is None:
+                self.vad = SileroVad(self.vad_file)
+            ranges = cut_regions(self.vad.regions(samples), limit)
+        segments = []
+        for start, end in ranges:
+            if end - start < _WINDOW_SAMPLES:
+                if len(ranges) == 1:
+                    raise RuntimeAudioError(
+                        name, f"{(end - start) / SAMPLE_RATE:.3f} s is too short for the model"
+                    )
+                continue
+            features = self.features(samples[start:end])
+            segments.append(_Segment(position, start / SAMPLE_RATE, (end - start) / SAMPLE_RATE, features))
+        return segments, len(ranges)
+
     @staticmethod
-    def _batches(ready, batch_size: int, max_batch_frames: int):
-        return length_sorted_batches(ready, lambda entry: len(entry[1]), batch_size, max_batch_frames)
+    def _batches(segments, batch_size: int, max_batch_frames: int):
+        return length_sorted_batches(segments, lambda s: len(s.features), batch_size, max_batch_frames)
 
     def _decode(self, batch):
         """(symbols, (start, end) seconds, score) per utterance, or an error message."""
-        lengths = np.array([len(features) for _, features, _ in batch], dtype=np.int64)
-        padded = np.zeros((len(batch), lengths.max(), batch[0][1].shape[1]), dtype=np.float32)
-        for b, (_, features, _) in enumerate(batch):
-            padded[b, : len(features)] = features
+        lengths = np.array([len(segment.features) for segment in batch], dtype=np.int64)
+        padded = np.zeros((len(batch), lengths.max(), batch[0].features.shape[1]), dtype=np.float32)
+        for b, segment in enumerate(batch):
+            padded[b, : len(segment.features)] = segment.features
         fetched = self.encoder.run(self.encoder_outputs, {"features": padded, "lengths": lengths})
         outputs = dict(zip(self.encoder_outputs, fetched, strict=True))
         results = []
-        for b, (_, _, duration) in enumerate(batch):
+        for b, duration in enumerate(segment.duration for segment in batch):
             frames = int(outputs["encoder_lengths"][b])
             if frames < 1:
                 results.append(f"{duration:.3f} s is too short for the model")
