@@ -32,7 +32,7 @@ from score_cer import score  # noqa: E402
 
 from cif_plugin.criterions.hotword_metrics import count_hotwords, has_hotword  # noqa: E402
 from cif_plugin.generation import DecodingOptions  # noqa: E402
-from cif_plugin.generation.hotwords import DEFAULT_HOTWORD_SCORE, read_hotwords  # noqa: E402
+from cif_plugin.ops.hotwords import DEFAULT_HOTWORD_SCORE, read_hotwords  # noqa: E402
 
 TARGET_RECALL_GAIN, TARGET_CER_COST, TARGET_TIME_RATIO = 30.0, 0.2, 1.3
 NAMES_SPLIT, PLAIN_SPLIT = "test_names", "test"

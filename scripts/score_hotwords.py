@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from cif_plugin.criterions.hotword_metrics import count_hotwords, has_hotword
-from cif_plugin.generation.hotwords import read_hotwords
+from cif_plugin.ops.hotwords import read_hotwords
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, also when run through runpy
 from score_cer import add_input_arguments, read_inputs, score  # noqa: E402

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fairseq.data import Dictionary
 
-from cif_plugin.generation.context_graph import ContextGraph
-from cif_plugin.generation.hotwords import build_context_graph, read_hotwords
+from cif_plugin.ops.context_graph import ContextGraph
+from cif_plugin.ops.hotwords import build_context_graph, read_hotwords
 
 Phrase = Tuple[Tuple[int, ...], float]
 

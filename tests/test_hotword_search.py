@@ -12,7 +12,7 @@ from test_context_graph import brute_force_earned
 from test_ctc_lm_fusion import BigramScorer
 
 from cif_plugin.generation import CifGenerator, CtcGenerator
-from cif_plugin.generation.context_graph import ContextGraph
+from cif_plugin.ops.context_graph import ContextGraph
 from cif_plugin.ops.ctc import ctc_prefix_beam_search
 
 from fairseq_setup import build_from_command_line

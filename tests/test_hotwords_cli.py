@@ -12,10 +12,10 @@ import soundfile
 from fairseq.data import Dictionary
 from test_ctc_lm_fusion import ARPA
 
-from cif_plugin.generation.context_graph import ContextGraph
 from cif_plugin.generation.language_models import load_fairseq_lm
 from cif_plugin.generation.prefix_lm_scorers import KenLmPrefixScorer
 from cif_plugin.inference import Recognizer
+from cif_plugin.ops.context_graph import ContextGraph
 
 from decoded_text import assert_same_decoding, cif_search, ctc_search, decode_in_process, printed_hypotheses
 from fairseq_setup import fairseq_cli

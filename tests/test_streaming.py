@@ -10,12 +10,12 @@ import torch
 from fairseq.models.transformer_lm import TransformerLanguageModel, TransformerLanguageModelConfig
 
 from cif_plugin.generation import CifGenerator, DecodingOptions
-from cif_plugin.generation.hotwords import build_context_graph
 from cif_plugin.inference import Recognizer
 from cif_plugin.inference.streaming_features import StreamingFbank
 from cif_plugin.models.streaming_encoder import EncoderStream
 from cif_plugin.modules import CifWeightPredictor
 from cif_plugin.modules.chunking import chunk_blocked_mask
+from cif_plugin.ops.hotwords import build_context_graph
 from cif_plugin.tasks.fbank_features import kaldi_fbank
 
 from fairseq_setup import build_from_command_line

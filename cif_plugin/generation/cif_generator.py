@@ -32,9 +32,9 @@ import torch
 from torch import Tensor
 
 from ..modules.cif import DECODING_TAIL_THRESHOLD
+from ..ops.context_graph import ContextGraph
 from .cached_decoding import CifDecoderSteps
 from .cif_search import CifSearch
-from .context_graph import ContextGraph
 
 __all__ = ["CifGenerator"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..modules.cif import DECODING_TAIL_THRESHOLD
-from .hotwords import DEFAULT_HOTWORD_SCORE, HotwordSource
+from ..ops.hotwords import DEFAULT_HOTWORD_SCORE, HotwordSource
 
 __all__ = ["DecodingOptions", "add_decoding_arguments"]
 

@@ -6,7 +6,7 @@ The names below are imported on first use, so the torch-free modules of this pac
 runtime (``cif_plugin.runtime``).
 """
 
-from ..lazy_exports import lazy_getattr
+import importlib
 
 _EXPORTS = {
     "NamedAudio": ".audio",
@@ -20,4 +20,8 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)

@@ -22,15 +22,15 @@ import torch
 from fairseq import checkpoint_utils
 
 from ..generation import CtcGenerator, DecodingOptions
-from ..generation.hotwords import (
+from ..models.asr_model import AsrModel
+from ..modules.cif import DECODING_TAIL_THRESHOLD
+from ..ops.ctc import ctc_blank_index, ctc_forced_align
+from ..ops.hotwords import (
     DEFAULT_HOTWORD_SCORE,
     NO_HOTWORDS_WITH_VITERBI,
     HotwordSource,
     build_context_graph,
 )
-from ..models.asr_model import AsrModel
-from ..modules.cif import DECODING_TAIL_THRESHOLD
-from ..ops.ctc import ctc_blank_index, ctc_forced_align
 from ..tasks.fbank_features import FRAME_SHIFT_SECONDS, SAMPLE_RATE, WINDOW_SAMPLES, AudioError, kaldi_fbank
 from .audio import AudioInput, input_name, read_input
 from .batching import in_windows, length_sorted_batches

@@ -17,9 +17,9 @@ from fairseq.models import register_model, register_model_architecture
 from torch import Tensor, nn
 
 from ..generation import AsgGenerator, DecodingOptions
-from ..generation.hotwords import NO_HOTWORDS_WITH_VITERBI
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
 from ..ops.asg import replabel_ids
+from ..ops.hotwords import NO_HOTWORDS_WITH_VITERBI
 from .asr_model import AsrModel, fill_missing
 from .s2t_encoder import TINY_ENCODER, S2TEncoderConfig, build_ctc_projection, build_encoder, option
 

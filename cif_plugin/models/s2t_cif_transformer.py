@@ -13,10 +13,10 @@ from fairseq.models import register_model, register_model_architecture
 from torch import Tensor, nn
 
 from ..generation import CifGenerator, DecodingOptions
-from ..generation.hotwords import build_context_graph
 from ..generation.language_models import load_fairseq_lm
 from ..modules import Cif
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
+from ..ops.hotwords import build_context_graph
 from .asr_model import AsrModel, fill_missing
 from .cif_decoder import CifArDecoder, CifNarDecoder, DecoderLayerOptions
 from .s2t_encoder import (

@@ -18,10 +18,10 @@ from fairseq.models import register_model, register_model_architecture
 from torch import Tensor, nn
 
 from ..generation import CtcGenerator, DecodingOptions
-from ..generation.hotwords import build_context_graph
 from ..generation.language_models import load_prefix_scorer
 from ..modules import Cif
 from ..modules.pooling_conformer_encoder import PoolingConformerEncoder
+from ..ops.hotwords import build_context_graph
 from .asr_model import AsrModel, fill_missing
 from .s2t_encoder import (
     TINY_CIF,

@@ -19,12 +19,12 @@ from typing import Iterable, List, Optional, Tuple
 import numpy as np
 
 from ..decoding_defaults import DEFAULT_HOTWORD_SCORE
-from ..generation.hotwords import NO_HOTWORDS_WITH_VITERBI, HotwordSource, build_context_graph
 from ..inference.audio_inputs import input_name
 from ..inference.batching import in_windows, length_sorted_batches
 from ..inference.results import Transcript, assemble_transcripts, symbols_to_text
 from ..inference.speech_regions import SileroVad, cut_regions
 from ..inference.timestamps import cif_token_times, span_times
+from ..ops.hotwords import NO_HOTWORDS_WITH_VITERBI, HotwordSource, build_context_graph
 from .audio import SAMPLE_RATE, RuntimeAudioError, read_samples
 from .bundle import GRAPH_SIGNATURES, LM_GRAPH, LM_SIGNATURE, open_session, read_bundle_manifest
 from .features import NumpyFeatures

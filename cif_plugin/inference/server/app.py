@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
-from ...generation.hotwords import parse_hotword_lines
+from ...ops.hotwords import parse_hotword_lines
 from ...tasks.fbank_features import SAMPLE_RATE
 from ..recognizer import Recognizer
 from .limits import ServerLimits
