@@ -193,6 +193,22 @@ def test_onnxruntime_splits_long_recordings_at_pauses_as_pytorch(exported, tmp_p
     assert _outputs(whole) != _outputs(got)
 
 
+def test_onnxruntime_names_an_input_too_short_for_the_model(exported):
+    """Shorter than one analysis window: an error for that input only, as the PyTorch recogniser gives."""
+    checkpoint, folder = exported["cif"]
+    inputs = [
+        ("tiny", np.zeros(100, dtype=np.float32), 16000),
+        ("fine", np.zeros(16000, dtype=np.float32), 16000),
+    ]
+    from cif_plugin.inference import NamedAudio
+
+    named = [NamedAudio(*item) for item in inputs]
+    got = OnnxRecognizer(folder).transcribe(named)
+    expected = Recognizer.from_pretrained(checkpoint).transcribe(named)
+    assert got[0].error == "tiny: 0.006 s is too short for the model" and "too short" in expected[0].error
+    assert got[1].ok and _outputs(got[1:]) == _outputs(expected[1:])
+
+
 HOTWORDS = [("四二", 4.0), "九"]  # tiny_data characters; a pair with its own score, one with the default
 
 

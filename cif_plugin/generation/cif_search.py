@@ -78,8 +78,7 @@ class CifSearch:
         if self.graph is None:
             scores, self.prev_tokens = log_probs.max(dim=-1)
         else:
-            bonus = torch.from_numpy(self.graph.bonus_rows(self.states, log_probs.size(1))).to(self.device)
-            self.prev_tokens = (log_probs + bonus).argmax(dim=-1)
+            self.prev_tokens = (log_probs + self._bonus_rows(log_probs.size(1))).argmax(dim=-1)
             scores = log_probs.gather(1, self.prev_tokens.unsqueeze(1)).squeeze(1)
             self.states = self.graph.advance(self.states, self.prev_tokens.tolist())
         self.chosen.append(self.prev_tokens)
@@ -102,8 +101,7 @@ class CifSearch:
         generator.freeze(log_probs, frozen)
         search_scores = log_probs
         if self.graph is not None:  # the bonus ranks candidates; the model's log-probs are kept apart
-            bonus = torch.from_numpy(self.graph.bonus_rows(self.states, log_probs.size(1))).to(device)
-            search_scores = log_probs + bonus
+            search_scores = log_probs + self._bonus_rows(log_probs.size(1))
             generator.freeze(search_scores, frozen)
         candidates = (self.scores.view(-1, 1) + search_scores).view(batch_size, -1)  # (B, K*V)
         self.scores, best = candidates.topk(beam, dim=1)
@@ -118,6 +116,10 @@ class CifSearch:
             continued = [self.states[o] for o in origin.tolist()]
             self.states = self.graph.advance(continued, self.prev_tokens.tolist())
         self._reorder(origin)
+
+    def _bonus_rows(self, vocab_size: int) -> Tensor:
+        """(rows, V) hotword bonus of every row's graph state."""
+        return torch.from_numpy(self.graph.bonus_rows(self.states, vocab_size)).to(self.device)
 
     def _reorder(self, origin: Tensor) -> None:
         self.decoder.reorder(origin)
