@@ -97,6 +97,45 @@ def test_traced_block_equals_the_eager_block_with_padding(blocked):
     torch.testing.assert_close(got[valid], expected[valid], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_traced_block_with_kept_positions_equals_the_eager_block_shorter_and_longer():
+    """A block traced with its projected encodings kept as a 12-frame table (what the ONNX export
+    does) gives the eager block's output on inputs within the table and beyond it, and the table
+    is a constant of the traced graph."""
+    from cif_plugin.models.rel_positional_encoding import ThreadSafeRelPositionalEncoding
+
+    torch.manual_seed(3)
+    block = MaskedConformerBlock(32, 64, 4, dropout=0.0, depthwise_kernel_size=7).eval()
+    encoding = ThreadSafeRelPositionalEncoding(100, 32)
+
+    class Traced(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block, self.encoding = block, encoding
+
+        def forward(self, x):
+            return self.block(x, None, self.encoding(x.transpose(0, 1)))
+
+    block.self_attn.keep_traced_positions(encoding(torch.zeros(12, 1, 32)))
+    try:
+        traced = _trace(Traced(), torch.randn(1, 9, 32))
+    finally:
+        block.self_attn.keep_traced_positions(None)
+    for frames in (1, 5, 12, 13, 30):
+        x = torch.randn(2, frames, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(
+                traced(x), block(x, None, encoding(x.transpose(0, 1))), atol=1e-5, rtol=1e-5
+            )
+    graph = traced.inlined_graph  # held: its nodes live as long as it does
+    constants = [
+        node.output().type().sizes()
+        for node in graph.findAllNodes("prim::Constant")
+        if node.output().type().kind() == "TensorType"
+    ]
+    assert [1, 4, 8, 2 * 12 - 1] in constants  # the table (1, H, d_k, 2L - 1) is in the graph
+
+
 @pytest.mark.parametrize("frames, bins, kernel", [(10, 20, 3), (11, 21, 3), (12, 9, 5), (5, 7, 5)])
 def test_strided_patches_equal_unfold(frames, bins, kernel):
     features = torch.randn(2, frames, bins)

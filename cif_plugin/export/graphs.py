@@ -14,8 +14,9 @@ is being traced (see ``torch.jit.is_tracing`` in the attention and the linear la
 training and PyTorch decoding without a host read of the token count.
 """
 
+import contextlib
 import functools
-from typing import Tuple
+from typing import Iterator, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +40,7 @@ __all__ = [
     "CifEncoderGraph",
     "CtcEncoderGraph",
     "LanguageModelStepGraph",
+    "kept_position_projections",
 ]
 
 
@@ -50,6 +52,27 @@ class _EncoderGraph(nn.Module):
     def encode(self, features: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
         output = self.model.forward_encoder(features, lengths, self.model.encoder.chunk_size)
         return output["encoder_out"], output["encoder_lengths"]
+
+
+@contextlib.contextmanager
+def kept_position_projections(encoder, frames: int) -> Iterator[None]:
+    """While tracing, every block's attention takes its projected relative encodings from a constant
+    table of the distances of ``frames`` first-stage frames (halved after each pooling), and projects
+    only the encodings of longer inputs' outer distances: what inference in PyTorch keeps between
+    calls (``Float32SoftmaxRelPositionAttention._projected_positions``), kept in the graph."""
+    attentions = []
+    with torch.no_grad():
+        for layer_id, block in enumerate(encoder.blocks, start=1):
+            zeros = torch.zeros(frames, 1, block.self_attn.d_k * block.self_attn.h)
+            block.self_attn.keep_traced_positions(encoder.pos_encoding(zeros))
+            attentions.append(block.self_attn)
+            if layer_id in encoder.pooling_layer_ids:
+                frames = (frames + 1) // 2
+    try:
+        yield
+    finally:
+        for attention in attentions:
+            attention.keep_traced_positions(None)
 
 
 class CifEncoderGraph(_EncoderGraph):

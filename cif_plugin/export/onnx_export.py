@@ -37,12 +37,16 @@ from .graphs import (
     CifEncoderGraph,
     CtcEncoderGraph,
     LanguageModelStepGraph,
+    kept_position_projections,
 )
 
 __all__ = ["DEFAULT_OPSET", "export_onnx", "export_recognizer"]
 
 DEFAULT_OPSET = 17
 EXPORT_SECONDS = 3.0  # the traced input: the graphs must not depend on it
+# first-stage encoder frames (about 10 s) whose projected relative encodings the encoder graph keeps
+# as constants (about 9 MB for the paper's model); longer inputs project only their outer distances
+KEPT_POSITION_FRAMES = 512
 NGRAM_FILE = "ngram_lm.arpa"  # a CTC model's n-gram LM, copied as it is (ARPA or KenLM binary)
 VAD_FILE = "vad.onnx"  # silero-vad's model, which splits long inputs at pauses (MIT licence)
 _CHECK_TOLERANCE = 1e-4  # relative to the output's largest magnitude, at least 1
@@ -319,9 +323,16 @@ def _write_bundle(
     axes = {name: _ENCODER_AXES[name] for name in inputs + outputs if name in _ENCODER_AXES}
     generator = torch.Generator().manual_seed(0)
     traced = (torch.randn(1, frames, NUM_MEL_BINS, generator=generator), torch.tensor([frames]))
-    _export(graph, traced, out_dir / "encoder.onnx", family, axes, opset)
+    with kept_position_projections(model.encoder, KEPT_POSITION_FRAMES):
+        _export(graph, traced, out_dir / "encoder.onnx", family, axes, opset)
     longer = torch.randn(3, 2 * frames + 37, NUM_MEL_BINS, generator=generator)
-    _check(graph, out_dir / "encoder.onnx", (longer, torch.tensor([2 * frames + 37, frames + 5, 2 * frames])))
+    beyond = 4 * KEPT_POSITION_FRAMES + 37  # past the kept encodings for a front end of stride 2 or 4
+    _check(
+        graph,
+        out_dir / "encoder.onnx",
+        (longer, torch.tensor([2 * frames + 37, frames + 5, 2 * frames])),
+        (torch.randn(1, beyond, NUM_MEL_BINS, generator=generator), torch.tensor([beyond])),
+    )
     manifest = {
         "format": ONNX_FORMAT,
         "family": family,

@@ -46,11 +46,11 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
         Returns:
             Tensor: (B, T, C) output of ``linear_out``.
         """
+        if torch.jit.is_tracing() and x.dtype == torch.float32:
+            return self._traced_attention(x, padding_mask, pos_emb, blocked_mask)
         query, key, value = self._heads(x)
         query_u, query_v = query + self.pos_bias_u.unsqueeze(1), query + self.pos_bias_v.unsqueeze(1)
         positions = self._position_heads(pos_emb)
-        if torch.jit.is_tracing() and query.dtype == torch.float32:
-            return self._traced_attention(query_u, query_v, key, value, positions, padding_mask, blocked_mask)
         position_scores = self._shifted(torch.matmul(query_v, positions.transpose(-2, -1)))  # (B, H, T, T)
         if padding_mask is not None and not padding_mask.any():
             padding_mask = None
@@ -68,20 +68,34 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
         self.attn = None  # not kept: the fused kernel never forms the weights
         return self._fused_attention(query_u, key, value, bias)
 
-    def _traced_attention(self, query_u, query_v, key, value, positions, padding_mask, blocked_mask):
+    def _traced_attention(self, x, padding_mask, pos_emb, blocked_mask):
         """:meth:`attend`'s float32 arithmetic in the form a traced graph runs fastest (onnxruntime,
-        CPU): the scale applied to the (B, H, T, d_k) queries instead of the (B, H, T, T) scores,
-        and the padding as an additive (B, 1, 1, T) bias instead of a select over the scores
-        (the select took 3.5x the time of the addition on the paper model's scores)."""
-        bias = self._shifted(torch.matmul(query_v / math.sqrt(self.d_k), positions.transpose(-2, -1)))
+        CPU): the 1 / sqrt(d_k) scale folded into the query projection and the position biases
+        (constants of the graph; a power of two for the usual d_k, so exact), the scores formed
+        explicitly, and the padding as an additive (B, 1, 1, T) bias instead of a select over the
+        scores (the select took 3.5x the time of the addition on the paper model's scores)."""
+        batch, frames, _ = x.shape
+        scale = 1.0 / math.sqrt(self.d_k)
+        bias_q = None if self.linear_q.bias is None else self.linear_q.bias * scale
+        query = torch.nn.functional.linear(x, self.linear_q.weight * scale, bias_q)
+        query = query.view(batch, frames, self.h, self.d_k).transpose(1, 2)
+        key, value = (
+            apply_linear(projection, x).view(batch, frames, self.h, self.d_k).transpose(1, 2)
+            for projection in (self.linear_k, self.linear_v)
+        )
+        position_keys = self._traced_position_keys(pos_emb)
+        bias = self._shifted(torch.matmul(query + self.pos_bias_v.unsqueeze(1) * scale, position_keys))
         lowest = torch.finfo(bias.dtype).min
         if blocked_mask is not None:
             bias = bias.masked_fill(blocked_mask, lowest)
         if padding_mask is not None:
             # lowest plus a score is still lowest (finite): the same weights as the masked fill
             bias = bias + padding_mask[:, None, None, :].to(bias.dtype) * lowest
+        scores = torch.matmul(query + self.pos_bias_u.unsqueeze(1) * scale, key.transpose(-2, -1)) + bias
+        attended = torch.matmul(torch.softmax(scores, dim=-1), value)  # (B, H, T, d_k)
         self.attn = None
-        return self._fused_attention(query_u, key, value, bias)
+        attended = attended.transpose(1, 2).reshape(batch, frames, self.h * self.d_k)
+        return apply_linear(self.linear_out, attended)
 
     def _shifted(self, all_distances: Tensor) -> Tensor:
         """(B, H, T, 2T - 1) scores against every distance -> (B, H, T, T), where [i, j] is the
@@ -140,9 +154,36 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
             for projection in (self.linear_q, self.linear_k, self.linear_v)
         )
 
+    def keep_traced_positions(self, pos_emb: Optional[Tensor]) -> None:
+        """Until called again with None, a traced graph of this module keeps the projected ``pos_emb``
+        (2L - 1, 1, C) as a constant and projects only the outer distances of inputs longer than L
+        (what inference in PyTorch keeps between calls, see :meth:`_projected_positions`)."""
+        with torch.no_grad():
+            self.traced_position_table = (
+                None if pos_emb is None else self._position_heads(pos_emb).transpose(-2, -1).contiguous()
+            )
+
     def _position_heads(self, pos_emb: Tensor) -> Tensor:
         """(2T - 1, 1, C) relative encodings -> projected (1, H, 2T - 1, d_k)."""
         return self._projected_positions(pos_emb).view(1, -1, self.h, self.d_k).transpose(1, 2)
+
+    def _traced_position_keys(self, pos_emb: Tensor) -> Tensor:
+        """(2T - 1, 1, C) relative encodings -> projected (1, H, d_k, 2T - 1), transposed for the
+        product with the queries. Where the graph keeps them as a constant table (1, H, d_k, 2L - 1)
+        of the distances L - 1 .. -(L - 1) (:meth:`keep_traced_positions`): its middle 2T - 1 where
+        T <= L, else the table between the projections of the T - L outermost distances on either
+        side. The sizes are traced, so the graph takes any T."""
+        table = getattr(self, "traced_position_table", None)
+        if table is None:
+            return self._position_heads(pos_emb).transpose(-2, -1)
+        rows, kept = pos_emb.size(0), table.size(3)
+        start = torch.clamp((kept - rows) // 2, min=0)
+        excess = torch.clamp((rows - kept) // 2, min=0)
+        first, last = (
+            self._position_heads(part).transpose(-2, -1)
+            for part in (pos_emb[:excess], pos_emb[rows - excess :])
+        )
+        return torch.cat([first, table[..., start : kept - start], last], dim=3)
 
     def _projected_positions(self, pos_emb: Tensor) -> Tensor:
         """(2T - 1, 1, C) relative encodings -> ``linear_pos`` of them, (1, 2T - 1, C).
