@@ -216,11 +216,18 @@ def test_kept_position_projections_equal_the_projection_of_each_length():
         )
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("frames", [1, 2, 9])
 def test_shifted_scores_are_fairseqs_rel_shift(frames):
-    from cif_plugin.models.rel_position_attention import Float32SoftmaxRelPositionAttention
+    """The strided view of inference and the flat slices of a traced graph (eager, and traced from
+    another length) select what fairseq's padded copy does."""
+    from cif_plugin.models.rel_position_attention import Float32SoftmaxRelPositionAttention, _traced_shift
 
     attention = Float32SoftmaxRelPositionAttention(8, 2, dropout=0.0).eval()
     scores = torch.randn(3, 2, frames, 2 * frames - 1)
+    traced = _trace(lambda x: _traced_shift(x), torch.randn(1, 2, 5, 9))
     with torch.no_grad():
-        torch.testing.assert_close(attention._shifted(scores), attention.rel_shift(scores), atol=0, rtol=0)
+        expected = attention.rel_shift(scores)
+        torch.testing.assert_close(attention._shifted(scores), expected, atol=0, rtol=0)
+        torch.testing.assert_close(_traced_shift(scores), expected, atol=0, rtol=0)
+        torch.testing.assert_close(traced(scores), expected, atol=0, rtol=0)

@@ -84,7 +84,8 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
             for projection in (self.linear_k, self.linear_v)
         )
         position_keys = self._traced_position_keys(pos_emb)
-        bias = self._shifted(torch.matmul(query + self.pos_bias_v.unsqueeze(1) * scale, position_keys))
+        all_distances = torch.matmul(query + self.pos_bias_v.unsqueeze(1) * scale, position_keys)
+        bias = self.rel_shift(all_distances) if self.zero_triu else _traced_shift(all_distances)
         lowest = torch.finfo(bias.dtype).min
         if blocked_mask is not None:
             bias = bias.masked_fill(blocked_mask, lowest)
@@ -255,3 +256,14 @@ def _is_middle(encodings: Tensor, kept: Tensor, start: int) -> bool:
         and encodings.storage_offset() == kept.storage_offset() + start * kept.stride(0)
     )
     return same_place or torch.equal(kept[start : start + encodings.size(0)], encodings)
+
+
+def _traced_shift(all_distances: Tensor) -> Tensor:
+    """fairseq's ``rel_shift`` (without ``zero_triu``) as a traced graph runs it with one copy less:
+    [i, j] = all_distances[i, T - 1 - i + j] sits T - 1 + i (2T - 2) + j into each head's flattened
+    (T, 2T - 1) scores, so those from T - 1 on, read as rows of 2T - 2, start with the (B, H, T, T)
+    result (no padded copy; a single frame's row step is 1)."""
+    batch, heads, frames, width = all_distances.shape
+    step = width - 1 + (frames == 1)  # sizes are ints in eager, 0-dim tensors while traced
+    flat = all_distances.reshape(batch, heads, frames * width)[:, :, frames - 1 : frames - 1 + frames * step]
+    return flat.reshape(batch, heads, frames, step)[..., :frames]
