@@ -84,7 +84,9 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
             for projection in (self.linear_k, self.linear_v)
         )
         position_keys = self._traced_position_keys(pos_emb)
-        all_distances = torch.matmul(query + self.pos_bias_v.unsqueeze(1) * scale, position_keys)
+        all_distances = torch.matmul(
+            query + self.pos_bias_v.unsqueeze(1) * scale, position_keys.transpose(-2, -1)
+        )
         bias = self.rel_shift(all_distances) if self.zero_triu else _traced_shift(all_distances)
         lowest = torch.finfo(bias.dtype).min
         if blocked_mask is not None:
@@ -161,7 +163,7 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
         (what inference in PyTorch keeps between calls, see :meth:`_projected_positions`)."""
         with torch.no_grad():
             self.traced_position_table = (
-                None if pos_emb is None else self._position_heads(pos_emb).transpose(-2, -1).contiguous()
+                None if pos_emb is None else self._position_heads(pos_emb).contiguous()
             )
 
     def _position_heads(self, pos_emb: Tensor) -> Tensor:
@@ -169,22 +171,19 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
         return self._projected_positions(pos_emb).view(1, -1, self.h, self.d_k).transpose(1, 2)
 
     def _traced_position_keys(self, pos_emb: Tensor) -> Tensor:
-        """(2T - 1, 1, C) relative encodings -> projected (1, H, d_k, 2T - 1), transposed for the
-        product with the queries. Where the graph keeps them as a constant table (1, H, d_k, 2L - 1)
+        """(2T - 1, 1, C) relative encodings -> projected (1, H, 2T - 1, d_k). Where the graph keeps
+        them as a constant table (1, H, 2L - 1, d_k)
         of the distances L - 1 .. -(L - 1) (:meth:`keep_traced_positions`): its middle 2T - 1 where
         T <= L, else the table between the projections of the T - L outermost distances on either
         side. The sizes are traced, so the graph takes any T."""
         table = getattr(self, "traced_position_table", None)
         if table is None:
-            return self._position_heads(pos_emb).transpose(-2, -1)
-        rows, kept = pos_emb.size(0), table.size(3)
+            return self._position_heads(pos_emb)
+        rows, kept = pos_emb.size(0), table.size(2)
         start = torch.clamp((kept - rows) // 2, min=0)
         excess = torch.clamp((rows - kept) // 2, min=0)
-        first, last = (
-            self._position_heads(part).transpose(-2, -1)
-            for part in (pos_emb[:excess], pos_emb[rows - excess :])
-        )
-        return torch.cat([first, table[..., start : kept - start], last], dim=3)
+        first, last = (self._position_heads(part) for part in (pos_emb[:excess], pos_emb[rows - excess :]))
+        return torch.cat([first, table[:, :, start : kept - start], last], dim=2)
 
     def _projected_positions(self, pos_emb: Tensor) -> Tensor:
         """(2T - 1, 1, C) relative encodings -> ``linear_pos`` of them, (1, 2T - 1, C).
