@@ -96,7 +96,8 @@ class OnnxRecognizer:
         self.manifest, self.family, self.beam, self.onset = manifest, manifest["family"], beam, onset
         signatures = GRAPH_SIGNATURES[self.family]
         self.encoder = open_session(self.folder / "encoder.onnx", signatures["encoder.onnx"], threads)
-        # onnxruntime computes only what the fetched outputs need: a CIF search skips the CTC head
+        # a CIF search reads no CTC log-probabilities: not fetched, they are not copied out (onnxruntime
+        # still computes every node of the graph)
         self.encoder_outputs = [
             name for name in signatures["encoder.onnx"][1] if self.family != "cif" or name != "ctc_log_probs"
         ]
