@@ -28,6 +28,8 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
     ``cif_plugin.modules.inference_linear`` (weight copies laid out for the CPU in inference).
     """
 
+    traced_position_table: Optional[Tensor] = None  # set while a graph is traced: keep_traced_positions
+
     def attend(
         self,
         x: Tensor,
@@ -172,11 +174,11 @@ class Float32SoftmaxRelPositionAttention(RelPositionMultiHeadedAttention):
 
     def _traced_position_keys(self, pos_emb: Tensor) -> Tensor:
         """(2T - 1, 1, C) relative encodings -> projected (1, H, 2T - 1, d_k). Where the graph keeps
-        them as a constant table (1, H, 2L - 1, d_k)
-        of the distances L - 1 .. -(L - 1) (:meth:`keep_traced_positions`): its middle 2T - 1 where
-        T <= L, else the table between the projections of the T - L outermost distances on either
-        side. The sizes are traced, so the graph takes any T."""
-        table = getattr(self, "traced_position_table", None)
+        them as a constant table (1, H, 2L - 1, d_k) of the distances L - 1 .. -(L - 1)
+        (:meth:`keep_traced_positions`): its middle 2T - 1 where T <= L, else the table between the
+        projections of the T - L outermost distances on either side. The sizes are traced, so the
+        graph takes any T."""
+        table = self.traced_position_table
         if table is None:
             return self._position_heads(pos_emb)
         rows, kept = pos_emb.size(0), table.size(2)
